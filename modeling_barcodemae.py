@@ -80,7 +80,7 @@ class BarcodeMAESelfAttention(nn.Module):
         batch, length, width = hidden_states.shape
 
         def heads(projection: nn.Linear) -> torch.Tensor:
-            return projection(hidden_states).view(batch, length, self.num_heads, -1).transpose(1, 2)
+            return projection(hidden_states).view(batch, length, self.num_heads, width // self.num_heads).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
             heads(self.query),
@@ -351,7 +351,7 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
         """
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device).expand_as(input_ids)
-        num_visible = int(keep.sum(1).max())
+        num_visible = max(int(keep.sum(1).max()), 1)  # an all-padding batch still gets one (padding) slot
         # Kept positions first, in order, then the others: a permutation of 0..length-1 per row.
         order = torch.where(keep, positions, positions + length).argsort(dim=1)[:, :num_visible]
         visible = torch.arange(num_visible, device=input_ids.device) < keep.sum(1, keepdim=True)

@@ -41,8 +41,23 @@ def tiny_config_kwargs(**overrides) -> dict:
     return kwargs
 
 
+# Prepended to user code: the package's own modules must not be importable, even if pip-installed, so that
+# everything the code gets comes from the model folder through trust_remote_code.
+_BLOCK_PACKAGE_IMPORTS = """
+import sys
+class _BlockPackage:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("configuration_barcodemae", "tokenization_barcodemae", "modeling_barcodemae"):
+            raise ImportError(f"{name} must come from the model folder (trust_remote_code), not the repo")
+sys.meta_path.insert(0, _BlockPackage())
+"""
+
+
 def run_clean_python(code: str, tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `code` as a user would: a fresh interpreter, offline, its own HF caches, outside the repo, repo not importable."""
+    """Run `code` as a user would: a fresh interpreter, offline, its own HF caches, outside the repo.
+
+    The repo is neither on `sys.path` nor importable, so models load only through `trust_remote_code`.
+    """
     workdir = tmp_path / "user"
     workdir.mkdir(exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "HF_HOME", "HF_MODULES_CACHE")}
@@ -54,7 +69,7 @@ def run_clean_python(code: str, tmp_path: Path, timeout: int = 300) -> subproces
         PYTHONSAFEPATH="1",
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", _BLOCK_PACKAGE_IMPORTS + code], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result

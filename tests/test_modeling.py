@@ -1,0 +1,200 @@
+import pytest
+import torch
+from conftest import tiny_config_kwargs
+from transformers import BertConfig, BertModel
+
+from configuration_barcodemae import BarcodeMAEConfig
+from modeling_barcodemae import (
+    BarcodeMAEForPreTraining,
+    BarcodeMAEForSequenceClassification,
+    BarcodeMAEModel,
+)
+from tokenization_barcodemae import BarcodeMAETokenizer
+
+PAD = 4**6 + 2
+
+
+@pytest.fixture(scope="module")
+def batch(barcodes):
+    """Real barcodes of different lengths, one with an [UNK] k-mer, and one all-padding row."""
+    tokenizer = BarcodeMAETokenizer()
+    sequences = [barcodes[0][:300], barcodes[1], "ACGTAN" + barcodes[2][6:400], barcodes[3][:61]]
+    encoded = tokenizer(sequences, padding=True, truncation=True, return_tensors="pt")
+    input_ids = torch.cat([encoded["input_ids"], torch.full((1, encoded["input_ids"].shape[1]), PAD)])
+    attention_mask = torch.cat([encoded["attention_mask"], torch.zeros(1, input_ids.shape[1], dtype=torch.long)])
+    return input_ids, attention_mask
+
+
+def make_model(objective="mae", **overrides):
+    torch.manual_seed(0)
+    return BarcodeMAEForPreTraining(BarcodeMAEConfig(objective=objective, **tiny_config_kwargs(**overrides))).eval()
+
+
+def test_config_defaults_are_the_paper_model():
+    config = BarcodeMAEConfig()
+    assert (config.k_mer, config.max_tokens, config.mask_ratio) == (6, 110, 0.5)
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) == (
+        768, 6, 6, 3072)
+    assert (config.decoder_hidden_size, config.decoder_num_hidden_layers, config.decoder_num_attention_heads) == (
+        768, 6, 6)
+    assert config.model_type == "barcodemae" and config.vocab_size == 4**6 + 3 and config.pad_token_id == PAD
+    with pytest.raises(ValueError, match="objective"):
+        BarcodeMAEConfig(objective="clm")
+
+
+@pytest.mark.parametrize("noise_kind", ["uniform", "randn_large"])
+def test_masking_invariants(batch, noise_kind):
+    input_ids, attention_mask = batch
+    model = make_model()
+    generator = torch.Generator().manual_seed(1)
+    noise = torch.rand(input_ids.shape, generator=generator)
+    if noise_kind == "randn_large":  # noise far above any constant a padding fill could use
+        noise = torch.randn(input_ids.shape, generator=generator) * 1e6
+    keep, mask = model.random_masking(input_ids, attention_mask, noise)
+    real = attention_mask.bool()
+    unknown = input_ids == 1
+    assert unknown.any(), "the batch must contain an [UNK] k-mer"
+    assert not (keep & ~real).any() and not (mask & ~real).any()  # padding never visible nor a target
+    assert not (mask & unknown).any() and (keep | ~unknown | ~real).all()  # [UNK] always visible, never a target
+    assert torch.equal(keep | mask, real)
+    maskable = (real & ~unknown).sum(1)
+    assert torch.equal(mask.sum(1), maskable - torch.floor(maskable * 0.5).long())
+    assert keep[-1].sum() == 0 and mask[-1].sum() == 0  # the all-padding row
+
+
+def test_encoder_sees_only_visible_tokens_at_their_positions(batch):
+    input_ids, attention_mask = batch
+    model = make_model()
+    noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(2))
+    keep, _ = model.random_masking(input_ids, attention_mask, noise)
+    seen = {}
+
+    def record(module, args, kwargs):
+        seen.update(kwargs, input_ids=args[0])
+
+    handle = model.barcodemae.register_forward_pre_hook(record, with_kwargs=True)
+    model(input_ids, attention_mask=attention_mask, noise=noise)
+    handle.remove()
+    visible_counts = keep.sum(1)
+    assert seen["input_ids"].shape[1] == int(visible_counts.max())  # encoder length = visible count
+    for row in range(input_ids.shape[0]):
+        count = int(visible_counts[row])
+        positions = keep[row].nonzero().squeeze(1)
+        assert torch.equal(seen["position_ids"][row, :count], positions)
+        assert torch.equal(seen["input_ids"][row, :count], input_ids[row, positions])
+        # Slots beyond a shorter row's visible count are padding, never masked tokens.
+        assert torch.all(seen["input_ids"][row, count:] == PAD)
+        assert torch.equal(seen["attention_mask"][row], (torch.arange(seen["input_ids"].shape[1]) < count).long())
+
+
+def test_loss_only_on_masked_positions(batch):
+    input_ids, attention_mask = batch
+    model = make_model()
+    noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(3))
+    output = model(input_ids, attention_mask=attention_mask, noise=noise)
+    assert output.logits.shape == (int(output.mask.sum()), 4**6)
+    assert torch.equal(output.labels, input_ids[output.mask] - 2)
+    expected = torch.nn.functional.cross_entropy(output.logits, output.labels)
+    torch.testing.assert_close(output.loss, expected)
+    # Changing a masked token changes the targets but not what the encoder/decoder see: logits are unchanged.
+    changed = input_ids.clone()
+    row, column = output.mask.nonzero()[0]
+    changed[row, column] = 2 + (int(changed[row, column]) - 2 + 1) % 4**6
+    again = model(changed, attention_mask=attention_mask, noise=noise)
+    torch.testing.assert_close(again.logits, output.logits)
+    assert not torch.equal(again.labels, output.labels)
+
+
+def test_all_padding_batch_has_zero_loss_and_gradients_flow(batch):
+    input_ids, attention_mask = batch
+    model = make_model().train()
+    output = model(input_ids[-1:], attention_mask=attention_mask[-1:])
+    assert output.loss.item() == 0.0 and output.logits.shape[0] == 0
+    output = model(input_ids, attention_mask=attention_mask)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    assert model.mask_token.grad is not None and model.barcodemae.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_mae_and_mlm_differ_where_they_must(batch):
+    input_ids, attention_mask = batch
+    noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(4))
+    mae, mlm = make_model("mae"), make_model("mlm")
+    assert hasattr(mae, "decoder") and not hasattr(mlm, "decoder")
+    seen = {}
+    mlm.barcodemae.register_forward_pre_hook(lambda module, args, kwargs: seen.update(kwargs, input_ids=args[0]),
+                                             with_kwargs=True)
+    mae_out, mlm_out = mae(input_ids, attention_mask, noise), mlm(input_ids, attention_mask, noise)
+    assert torch.equal(mae_out.mask, mlm_out.mask)  # same masking policy
+    # MLM: the encoder sees every position, [MASK] (id 0) in place of the masked tokens.
+    assert seen["input_ids"].shape == input_ids.shape
+    assert torch.all(seen["input_ids"][mlm_out.mask] == 0)
+    assert torch.equal(seen["input_ids"][~mlm_out.mask], input_ids[~mlm_out.mask])
+
+
+def test_golden_against_transformers_bert(batch):
+    """BERT weights copied into BarcodeMAEModel give BERT's hidden states: original checkpoints map 1:1."""
+    input_ids, attention_mask = batch
+    input_ids, attention_mask = input_ids[:-1], attention_mask[:-1]  # BERT itself is undefined on all-padding rows
+    config = BarcodeMAEConfig(**tiny_config_kwargs())
+    bert_config = BertConfig(
+        vocab_size=config.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=config.max_position_embeddings, pad_token_id=PAD,
+    )
+    torch.manual_seed(5)
+    bert = BertModel(bert_config, add_pooling_layer=False).eval()
+    ours = BarcodeMAEModel(config).eval()
+    missing, unexpected = ours.load_state_dict(bert.state_dict(), strict=False)
+    assert not missing and set(unexpected) <= {"embeddings.position_ids"}
+    expected = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    output = ours(input_ids=input_ids, attention_mask=attention_mask)
+    real = attention_mask.bool()
+    torch.testing.assert_close(output.last_hidden_state[real], expected[real], atol=1e-5, rtol=1e-5)
+    pooled = (expected * attention_mask[..., None]).sum(1) / attention_mask.sum(1, keepdim=True)
+    torch.testing.assert_close(output.pooler_output, pooled, atol=1e-5, rtol=1e-5)
+
+
+def test_pooling_excludes_padding_and_pooling_layer_option(batch):
+    input_ids, attention_mask = batch
+    model = BarcodeMAEModel(BarcodeMAEConfig(**tiny_config_kwargs())).eval()
+    output = model(input_ids[:1], attention_mask=attention_mask[:1], output_hidden_states=True)
+    length = int(attention_mask[0].sum())
+    # Appending padding changes nothing.
+    padded = torch.cat([input_ids[:1], torch.full((1, 20), PAD)], 1)
+    padded_output = model(padded, attention_mask=(padded != PAD).long())
+    torch.testing.assert_close(padded_output.pooler_output, output.pooler_output, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(output.pooler_output, output.last_hidden_state[0, :length].mean(0, keepdim=True))
+    assert len(output.hidden_states) == 3
+    model.config.pooling_layer = 0
+    first = model(input_ids[:1], attention_mask=attention_mask[:1]).pooler_output
+    torch.testing.assert_close(first, output.hidden_states[0][0, :length].mean(0, keepdim=True))
+
+
+def test_gradient_checkpointing_gives_same_gradients(batch):
+    input_ids, attention_mask = batch
+    config = BarcodeMAEConfig(**tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = BarcodeMAEForPreTraining(config).train()
+        if checkpointing:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            assert model.barcodemae.encoder.gradient_checkpointing and model.decoder.gradient_checkpointing
+        noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(6))
+        model(input_ids, attention_mask, noise).loss.backward()
+        grads.append(model.barcodemae.embeddings.word_embeddings.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_sequence_classification_problem_types(batch):
+    input_ids, attention_mask = batch
+    input_ids, attention_mask = input_ids[:-1], attention_mask[:-1]
+    for num_labels, labels, problem in [
+        (3, torch.tensor([0, 2, 1, 1]), "single_label_classification"),
+        (1, torch.tensor([0.5, 1.0, 2.0, 0.0]), "regression"),
+        (2, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]), "multi_label_classification"),
+    ]:
+        model = BarcodeMAEForSequenceClassification(BarcodeMAEConfig(num_labels=num_labels, **tiny_config_kwargs()))
+        output = model(input_ids, attention_mask=attention_mask, labels=labels)
+        assert model.config.problem_type == problem
+        assert output.logits.shape == (4, num_labels) and torch.isfinite(output.loss)
