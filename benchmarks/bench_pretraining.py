@@ -1,0 +1,131 @@
+"""Pretraining step throughput (sequences/s: forward, backward, AdamW step), all variants in one run.
+
+    python benchmarks/bench_pretraining.py [--model_size paper|small] [--batch_size 16] [--steps 4]
+
+(a) the original implementation style: encoder = transformers `BertModel` fed the visible tokens (every barcode padded
+    with N to 660 nt, i.e. [UNK] k-mers), decoder = `BertForTokenClassification` over all 110 positions, logits at all
+    positions, fp32;
+(b) ours (`BarcodeMAEForPreTraining`, objective mae, fused AdamW as in train.py) fp32; (c) ours, bf16 autocast;
+(d) the MLM baseline, bf16 autocast.
+Real barcodes from the fixture (cleaned as train.py does), 110 tokens, same sizes for all. Ratios are vs (a).
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import BertConfig, BertForTokenClassification, BertModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from barcode_data import clean_barcode, load_barcodes  # noqa: E402
+from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
+from modeling_barcodemae import BarcodeMAEForPreTraining  # noqa: E402
+from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
+from train import PRESETS  # noqa: E402
+
+
+class OriginalStyleMAE(torch.nn.Module):
+    """The original BarcodeMAE recipe: BertModel on the kept tokens, BertForTokenClassification over all positions."""
+
+    def __init__(self, config: BarcodeMAEConfig):
+        super().__init__()
+        self.mask_ratio = config.mask_ratio
+        bert = dict(vocab_size=config.vocab_size, max_position_embeddings=config.max_position_embeddings,
+                    attn_implementation="eager")  # fmt: skip
+        self.encoder = BertModel(BertConfig(hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+                                            num_attention_heads=config.num_attention_heads,
+                                            intermediate_size=config.intermediate_size, **bert), add_pooling_layer=False)
+        self.decoder_embed = torch.nn.Linear(config.hidden_size, config.decoder_hidden_size)
+        self.mask_token = torch.nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+        self.decoder = BertForTokenClassification(BertConfig(
+            hidden_size=config.decoder_hidden_size, num_hidden_layers=config.decoder_num_hidden_layers,
+            num_attention_heads=config.decoder_num_attention_heads, intermediate_size=config.decoder_intermediate_size,
+            num_labels=config.num_kmers, **bert))  # fmt: skip
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        batch, length = input_ids.shape
+        num_keep = int(length * (1 - self.mask_ratio))
+        shuffle = torch.rand(batch, length).argsort(1)
+        restore = shuffle.argsort(1)
+        keep = shuffle[:, :num_keep]
+        encoded = self.encoder(input_ids.gather(1, keep), position_ids=keep).last_hidden_state
+        tokens = torch.cat([self.decoder_embed(encoded), self.mask_token.expand(batch, length - num_keep, -1)], 1)
+        tokens = tokens.gather(1, restore.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        logits = self.decoder(inputs_embeds=tokens).logits  # (batch, length, 4^k): every position
+        labels = (input_ids - 2).masked_fill(restore < num_keep, -100).masked_fill(input_ids < 2, -100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def make_step(model, precision: str, fused: bool):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    model.train()
+
+    def step(batch) -> float:
+        start = time.perf_counter()
+        with autocast:
+            out = model(**batch)
+        loss = out if isinstance(out, torch.Tensor) else out.loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_file", default=str(Path(__file__).resolve().parents[1] / "data" / "bioscan_fixture.csv.gz"))
+    parser.add_argument("--model_size", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
+    parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    config = BarcodeMAEConfig(**PRESETS[args.model_size], hidden_dropout_prob=0.1)
+    pretrain = load_barcodes(args.data_file, splits=["pretrain"])["sequence"]
+    sequences = [clean_barcode(s) for s in pretrain[: args.batch_size * (args.steps + 1)]]
+    tokenizer = BarcodeMAETokenizer()
+    chunks = [sequences[i : i + args.batch_size] for i in range(0, len(sequences) - args.batch_size + 1, args.batch_size)]
+    ours = [dict(tokenizer(c, padding=True, truncation=True, return_tensors="pt")) for c in chunks]
+    # The original pads every barcode with N to 660 nt: 110 tokens, the padding being [UNK] k-mers.
+    original = [{"input_ids": tokenizer([s.ljust(660, "N")[:660] for s in c], return_tensors="pt")["input_ids"]}
+                for c in chunks]  # fmt: skip
+
+    variants = {
+        "a": ("original style (BertModel + BertForTokenClassification, all-position logits), fp32",
+              lambda: OriginalStyleMAE(config), original, "fp32"),
+        "b": ("ours, mae, fp32", lambda: BarcodeMAEForPreTraining(config), ours, "fp32"),
+        "c": ("ours, mae, bf16 autocast", lambda: BarcodeMAEForPreTraining(config), ours, "bf16"),
+        "d": ("ours, mlm baseline, bf16 autocast",
+              lambda: BarcodeMAEForPreTraining(BarcodeMAEConfig(**PRESETS[args.model_size], objective="mlm")), ours, "bf16"),
+    }  # fmt: skip
+    print(f"{args.model_size} model ({config.num_hidden_layers}+{config.decoder_num_hidden_layers} layers x "
+          f"{config.hidden_size}), batch {args.batch_size}, {ours[0]['input_ids'].shape[1]} tokens, {args.steps} timed "
+          f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+    # The original uses AdamW's default (foreach) implementation; ours is the step of train.py (fused AdamW).
+    steps = {key: make_step(variants[key][1](), variants[key][3], fused=key != "a") for key in args.only}
+    times = {key: [] for key in args.only}
+    for index in range(args.steps + 1):  # round robin, so that other load on the machine hits every variant alike
+        for key in args.only:
+            batches = variants[key][2]
+            elapsed = steps[key](batches[index % len(batches)])
+            if index:  # the first step of each is a warm-up
+                times[key].append(elapsed)
+    print("| variant | sequences/s (median step) | sequences/s (best step) | vs (a), median |\n|---|---|---|---|")
+    rates = {key: args.batch_size / statistics.median(times[key]) for key in args.only}
+    for key in args.only:
+        ratio = f"{rates[key] / rates['a']:.2f}x" if "a" in rates else "-"
+        best = args.batch_size / min(times[key])
+        print(f"| ({key}) {variants[key][0]} | {rates[key]:.2f} | {best:.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

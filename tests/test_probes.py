@@ -1,0 +1,251 @@
+"""evaluate_probes.py: the BIOSCAN-5M frozen-feature protocol on the fixture, with a tiny random model and k-mers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, tiny_config_kwargs
+
+import evaluate_probes as probes
+from configuration_barcodemae import BarcodeMAEConfig
+from modeling_barcodemae import BarcodeMAEModel, masked_mean
+from tokenization_barcodemae import BarcodeMAETokenizer
+
+# Small UMAP settings: the protocol's code path, a fraction of the time.
+FAST = dict(umap_n_neighbors=5, umap_components=5, probe_max_iter=30, batch_size=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matrices: one thread is as fast, and far faster when other processes hold the cores (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny_barcodemae")
+    torch.manual_seed(0)
+    BarcodeMAEModel(BarcodeMAEConfig(**tiny_config_kwargs())).save_pretrained(directory)
+    BarcodeMAETokenizer().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def protocol_runs(tiny_model_dir, fixture_path, tmp_path_factory):
+    """The whole protocol, twice, with separate caches (so the second run recomputes everything)."""
+    runs = []
+    for attempt in range(2):
+        output = tmp_path_factory.mktemp(f"probes{attempt}")
+        runs.append(
+            (output, probes.evaluate(["kmer:4", str(tiny_model_dir)], fixture_path, output, progress=False, **FAST))
+        )
+    return runs
+
+
+def _numbers(metrics: dict) -> list[float]:
+    values = []
+    for key, value in metrics.items():
+        if key in ("timings",):
+            continue
+        if isinstance(value, dict):
+            values += [v for k, v in value.items() if not k.startswith("n_")]
+        else:
+            values.append(value)
+    return values
+
+
+def test_every_metric_in_unit_interval(protocol_runs, tiny_model_dir):
+    output, report = protocol_runs[0]
+    assert list(report["results"]) == ["kmer:4", str(tiny_model_dir)]
+    for metrics in report["results"].values():
+        for task in ("species_linear_probe", "species_1nn", "genus_1nn_unseen", "family_1nn_unseen", "order_1nn_unseen"):
+            for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+                assert 0.0 <= metrics[task][name] <= 1.0, (task, name)
+        assert -0.05 <= metrics["bin_reconstruction"]["ami"] <= 1.0  # AMI is chance-adjusted: ~0 can dip below
+        assert 0.0 <= metrics["harmonic_mean"] <= 1.0
+        assert metrics["bin_reconstruction"]["n_bins"] > 1
+    # k-mers are a strong baseline: far above chance on the fixture
+    assert report["results"]["kmer:4"]["species_linear_probe"]["accuracy"] > 0.5
+    assert report["results"]["kmer:4"]["genus_1nn_unseen"]["accuracy"] > 0.3
+    # the splits were deduplicated by barcode
+    splits = report["data"]["splits"]
+    assert splits["train"]["unique_barcodes"] < splits["train"]["rows"] == 700
+
+
+def test_deterministic_across_runs(protocol_runs):
+    (_, first), (_, second) = protocol_runs
+    for model in first["results"]:
+        assert _numbers(first["results"][model]) == _numbers(second["results"][model]), model
+    assert first["table"] == second["table"]
+
+
+def test_outputs_written(protocol_runs):
+    output, report = protocol_runs[0]
+    table = (output / "results.md").read_text()
+    assert report["table"] in table and "| kmer:4 |" in table and "harmonic mean" in table
+    saved = json.loads((output / "results.json").read_text())
+    assert saved["settings"]["umap_components"] == 5 and saved["settings"]["seed"] == 0
+    assert saved["results"]["kmer:4"]["species_1nn"]["accuracy"] == report["results"]["kmer:4"]["species_1nn"]["accuracy"]
+    pngs = sorted(path.name for path in output.glob("umap_*.png"))
+    assert len(pngs) == 2 and all((output / name).stat().st_size > 1000 for name in pngs)
+    assert len(list((output / "cache").glob("*.npy"))) == 6  # 2 models x 3 splits
+
+
+def test_cache_reused_and_keyed_by_weights(tiny_model_dir, fixture_path, tmp_path, monkeypatch):
+    model = BarcodeMAEModel.from_pretrained(tiny_model_dir)
+    tokenizer = BarcodeMAETokenizer()
+    calls = []
+    original = probes.embed_sequences
+    monkeypatch.setattr(probes, "embed_sequences", lambda *a, **k: calls.append(1) or original(*a, **k))
+    splits = probes.load_splits(fixture_path, ["train", "test", "test_unseen"])
+    settings = probes.ProtocolSettings()
+    cache = probes.EmbeddingCache(tmp_path)
+    first = probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
+    assert len(calls) == 3
+    again = probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
+    assert len(calls) == 3  # all from the cache
+    np.testing.assert_array_equal(first[0][1]["test"], again[0][1]["test"])
+    with torch.no_grad():
+        model.encoder.layer[0].output.dense.bias.add_(0.01)
+    probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
+    assert len(calls) == 6  # new weights: new key
+    probes._embed_model(("tiny", model, tokenizer), splits, probes.ProtocolSettings(layer=1), cache, progress=False)
+    assert len(calls) == 9  # new option: new key
+
+
+def test_nearest_neighbour_finds_exact_match(fixture_path):
+    splits = probes.load_splits(fixture_path, ["train"])
+    keys = probes.kmer_embeddings(splits["train"].sequences, 5)
+    rows = np.arange(0, len(keys), 7)
+    np.testing.assert_array_equal(probes.nearest_neighbour(keys, keys[rows], chunk_size=16), rows)
+    random_keys = np.random.default_rng(0).normal(size=(500, 24)).astype(np.float32)
+    np.testing.assert_array_equal(probes.nearest_neighbour(random_keys, random_keys[::-3] * 5.0), np.arange(500)[::-3])
+
+
+def test_perfect_clustering_has_ami_one():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 5)) * 100
+    labels = np.repeat(np.array([f"BOLD:{i}" for i in range(6)]), 20)
+    points = np.repeat(centres, 20, axis=0) + rng.normal(size=(120, 5))
+    ami, n_clusters = probes.cluster_ami(points, labels)
+    assert n_clusters == 6 and ami == pytest.approx(1.0)
+
+
+def test_harmonic_mean():
+    assert probes.harmonic_mean([0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert probes.harmonic_mean([1.0, 0.5, 0.25]) == pytest.approx(3 / 7)
+    assert probes.harmonic_mean([1.0, 0.0, 1.0]) == 0.0
+
+
+def test_kmer_embeddings():
+    vectors = probes.kmer_embeddings(["ACGTA", "acgNA", "AC"], 2)
+    index = {kmer: i for i, kmer in enumerate(a + b for a in "ACGT" for b in "ACGT")}
+    assert vectors.shape == (3, 16)
+    expected = np.zeros(16)
+    expected[[index["AC"], index["CG"], index["GT"], index["TA"]]] = 0.25
+    np.testing.assert_allclose(vectors[0], expected)
+    expected = np.zeros(16)
+    expected[[index["AC"], index["CG"]]] = 0.5  # k-mers holding N are skipped
+    np.testing.assert_allclose(vectors[1], expected)
+    assert vectors[2, index["AC"]] == 1.0
+
+
+def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
+    model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
+    tokenizer = BarcodeMAETokenizer()
+    short, long = barcodes[0][:200], barcodes[1]
+    batched = probes.embed_sequences(model, tokenizer, [long, short], batch_size=2, progress=False)
+    alone = probes.embed_sequences(model, tokenizer, [short], batch_size=1, progress=False)
+    np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
+    # layer choice, and all layers in one pass, agree with the model's own pooling
+    every = probes.embed_sequences(model, tokenizer, barcodes[:5], layers=[0, 1, 2], progress=False)
+    assert every.shape == (3, 5, 32)
+    encoded = tokenizer(barcodes[:5], padding=True, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        output = model(**encoded, output_hidden_states=True)
+    for layer in range(3):
+        expected = masked_mean(output.hidden_states[layer], encoded["attention_mask"]).numpy()
+        np.testing.assert_allclose(every[layer], expected, atol=1e-5)
+        single = probes.embed_sequences(model, tokenizer, barcodes[:5], layers=layer, progress=False)
+        np.testing.assert_allclose(single, expected, atol=1e-5)
+    np.testing.assert_allclose(probes.embed_sequences(model, tokenizer, barcodes[:5], progress=False), every[2], atol=1e-6)
+    # reading frames: the mean over start offsets 0..k-1
+    frames = probes.embed_sequences(model, tokenizer, barcodes[:3], reading_frames=True, progress=False)
+    manual = np.mean(
+        [probes.embed_sequences(model, tokenizer, [s[i:] for s in barcodes[:3]], progress=False) for i in range(6)], 0
+    )
+    np.testing.assert_allclose(frames, manual, atol=1e-5)
+    # bf16 autocast stays close to fp32
+    bf16 = probes.embed_sequences(model, tokenizer, barcodes[:5], precision="bf16", progress=False)
+    cosine = (bf16 * every[2]).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(every[2], axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_all_layers_rows(tiny_model_dir, fixture_path):
+    report = probes.evaluate([str(tiny_model_dir) + "@1", "kmer:3"], fixture_path, None, progress=False, **FAST)
+    assert list(report["results"]) == [f"{tiny_model_dir}@1", "kmer:3"]
+    report = probes.evaluate([str(tiny_model_dir)], fixture_path, None, progress=False, all_layers=True, **FAST)
+    assert list(report["results"]) == [f"{tiny_model_dir}@{layer}" for layer in range(3)]
+    # layer 2 of 2 is the last layer: the same numbers as the default
+    default = probes.evaluate([str(tiny_model_dir)], fixture_path, None, progress=False, **FAST)
+    assert _numbers(default["results"][str(tiny_model_dir)]) == _numbers(report["results"][f"{tiny_model_dir}@2"])
+
+
+def test_unknown_model_path(fixture_path, tmp_path):
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(FileNotFoundError, match="no_such_model.*kmer:K"):
+        probes.evaluate([str(missing)], fixture_path, None, progress=False)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        probes.evaluate([str(tmp_path)], fixture_path, None, progress=False)
+
+
+def test_missing_split(fixture_path):
+    with pytest.raises(ValueError, match="test_unknown.*test_unseen"):
+        probes.evaluate(["kmer:3"], fixture_path, None, progress=False, unseen_split="test_unknown")
+
+
+def test_tokenizer_that_cannot_read_dna(tmp_path, fixture_path):
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    text = Tokenizer(WordLevel({"[UNK]": 0, "[PAD]": 1, "hello": 2, "world": 3}, unk_token="[UNK]"))
+    text.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=text, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(tmp_path)
+    BertModel(BertConfig(vocab_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="cannot read DNA"):
+        probes.evaluate([str(tmp_path)], fixture_path, None, progress=False)
+
+
+def test_empty_query_set(fixture_metadata, tmp_path):
+    data = fixture_metadata.copy()
+    data.loc[data.split == "test_unseen", "genus"] = ""
+    path = tmp_path / "no_unseen_genus.csv"
+    data.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="open-world genus \\(queries\\).*'test_unseen'.*no row with a known 'genus'"):
+        probes.evaluate(["kmer:3"], path, None, progress=False, **FAST)
+
+
+def test_cli(tmp_path, fixture_path):
+    output = tmp_path / "out"
+    command = [sys.executable, str(REPO / "evaluate_probes.py"), "--models", "kmer:2", "kmer:3",
+               "--output_dir", str(output), "--umap_components", "5", "--umap_n_neighbors", "5",
+               "--probe_max_iter", "30", "--no_progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "| kmer:2 |" in result.stdout and "| kmer:3 |" in result.stdout and "BIN AMI" in result.stdout
+    report = json.loads((output / "results.json").read_text())
+    assert report["data"]["data_file"] == str(fixture_path)  # the bundled fixture by default
+    assert (output / "umap_kmer_3.png").exists()
+    bad = subprocess.run(command[:3] + ["no/such/model"] + command[5:], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300, env=env)
+    assert bad.returncode == 2 and "no/such/model" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,160 @@
+"""train.py: a tiny end-to-end run (train, checkpoint, export, reload through trust_remote_code), exact resume, bad input.
+
+Runs `train.main(argv)` in this process (tiny model, a few steps); the exported folder is reloaded in a clean offline
+interpreter that cannot import the repo.
+"""
+
+import json
+import shutil
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+
+from conftest import run_clean_python, tiny_config_kwargs
+
+import train
+
+TINY = [f"--{key}={value}" for key, value in tiny_config_kwargs(decoder_num_hidden_layers=1).items()]
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Accelerate's state is a process-wide singleton: each main() call gets a fresh one."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def run(tmp_path, *flags, output="out"):
+    argv = ["--output_dir", str(tmp_path / output), "--mixed_precision", "no", "--logging_steps", "2", *TINY, *flags]
+    return train.main(argv)
+
+
+def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch):
+    calls = {}
+    import huggingface_hub
+
+    def create_repo(repo_id, **kwargs):
+        calls["create"] = (repo_id, kwargs)
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kwargs: calls.setdefault("upload", kwargs))
+    metrics = run(tmp_path, "--max_steps", "6", "--checkpointing_steps", "2", "--save_total_limit", "1",
+                  "--per_device_train_batch_size", "16", "--push_to_hub", "someone/barcodemae-tiny")  # fmt: skip
+    out = tmp_path / "out"
+    assert metrics["step"] == 6 and 0 <= metrics["val_masked_accuracy"] <= 1 and metrics["val_masked_tokens"] > 0
+    # Checkpoints: step_2 was removed by --save_total_limit 1, no temporary folder left, none at the final step.
+    assert [path.name for path in train.list_checkpoints(out)] == ["step_4"]
+    assert not list((out / "checkpoints").glob(".*"))
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json", "modeling_barcodemae.py",
+                 "configuration_barcodemae.py", "tokenization_barcodemae.py", "README.md", "metrics.jsonl"):  # fmt: skip
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForPreTraining",
+                                        "AutoModelForSequenceClassification"}  # fmt: skip
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: transformers" in card and "model-index:" in card
+    assert f"value: {round(metrics['val_masked_accuracy'], 4)}" in card
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "loss" in line] == [2, 4, 6]
+    assert {"loss", "masked_accuracy", "lr", "seq_per_s"} <= set(lines[0])
+    assert calls["create"][0] == "someone/barcodemae-tiny"
+    assert calls["upload"]["folder_path"] == str(out) and "checkpoints/**" in calls["upload"]["ignore_patterns"]
+    assert json.loads((out / "checkpoints" / "step_4" / "trainer_state.json").read_text())["step"] == 4
+
+    sequence = "AACATTATATTTTATTTTTGGAATTTGAGCTGGAATAGTAGGAACTTCTTTAAGTTTATTAATTCGAGCTGAATTAGGAAACCC"
+    result = run_clean_python(f"""
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoModelForPreTraining, AutoTokenizer
+folder = {str(out)!r}
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+inputs = tokenizer([{sequence!r}], return_tensors="pt")
+encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+print("pooled", tuple(encoder(**inputs).pooler_output.shape))
+model = AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True).eval()
+saved = load_file(folder + "/model.safetensors")
+assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items()), "weights differ"
+print("loss", float(model(**inputs).loss))
+""", tmp_path)  # fmt: skip
+    assert "pooled (1, 32)" in result.stdout and "loss" in result.stdout
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    """8 steps straight vs 3 steps + resume (mid-epoch, with gradient accumulation and dropout) to 8: equal bitwise.
+
+    fp32 on CPU with a fixed thread count is deterministic, the data order and offsets are functions of
+    (seed, epoch, index), and the RNG (dropout, masking), optimizer, scheduler and accumulation states are restored
+    from the checkpoint, so the two runs do the same arithmetic: the tolerance is zero.
+    """
+    flags = ["--splits", "val", "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+             "--max_steps", "8", "--checkpointing_steps", "3", "--save_total_limit", "0"]  # fmt: skip
+    run(tmp_path, *flags, output="straight")
+    straight = tmp_path / "straight"
+    assert [p.name for p in train.list_checkpoints(straight)] == ["step_3", "step_6"]
+    # ~55 training barcodes, batch 8, accumulation 2: 4 steps per epoch, so step 3 is mid-epoch and 8 crosses one.
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(straight / "checkpoints" / "step_3", resumed / "checkpoints" / "step_3")
+    run(tmp_path, *flags, "--resume_from_checkpoint", "latest", output="resumed")
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    differing = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not differing, differing
+    steps = [json.loads(line)["step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert min(steps) == 4 and max(steps) == 8  # the resumed run did steps 4..8 only
+    # A path that is not a checkpoint is an error; `latest` without any checkpoint starts from scratch.
+    with pytest.raises(FileNotFoundError, match="not a checkpoint"):
+        run(tmp_path, *flags, "--resume_from_checkpoint", str(tmp_path))
+
+
+def test_build_config_presets_json_and_flags(tmp_path):
+    paper = train.build_config(train.parse_args(["--model_size", "paper"]))
+    assert (paper.num_hidden_layers, paper.hidden_size, paper.decoder_num_hidden_layers) == (6, 768, 6)
+    small = train.build_config(train.parse_args([]))
+    assert (small.num_hidden_layers, small.hidden_size, small.objective) == (4, 256, "mae")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"hidden_size": 64, "num_attention_heads": 4, "objective": "mlm", "auto_map": {}}))
+    config = train.build_config(train.parse_args(["--model_config", str(path), "--num_hidden_layers", "3"]))
+    assert (config.hidden_size, config.num_hidden_layers, config.objective) == (64, 3, "mlm")
+    assert config.intermediate_size == 3072  # fields not in the JSON: BarcodeMAEConfig defaults, not the preset
+
+
+@pytest.mark.parametrize(
+    "flags, error, match",
+    [
+        (["--splits", "pretrain", "trainn"], ValueError, r"bioscan_fixture\.csv\.gz: unknown split 'trainn'.*pretrain"),
+        (["--sequence_column", "barcode"], ValueError, r"bioscan_fixture\.csv\.gz: no column 'barcode'.*dna_barcode"),
+        (["--data_file", "missing.csv"], FileNotFoundError, "missing.csv"),
+        (["--data_file", "{fasta}"], ValueError, r"reads\.fasta: no column 'split'.*--splits all"),
+    ],
+)
+def test_bad_input_errors(tmp_path, flags, error, match):
+    fasta = tmp_path / "reads.fasta"
+    fasta.write_text(">a\nACGTACGTACGT\n>b\nACGTACGTAAAA\n")
+    with pytest.raises(error, match=match):
+        run(tmp_path, "--max_steps", "1", *[flag.format(fasta=fasta) for flag in flags])
+
+
+def test_bad_characters_error_or_skip(tmp_path, fixture_metadata, capsys, caplog):
+    frame = fixture_metadata[fixture_metadata.split == "val"][["processid", "dna_barcode", "split"]].copy()
+    frame.iloc[4, 1] = frame.iloc[4, 1][:30] + "7" + frame.iloc[4, 1][30:]
+    path = tmp_path / "dirty.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"dirty\.csv: row 5, column 'dna_barcode': the character '7'"):
+        run(tmp_path, "--data_file", str(path), "--splits", "val", "--max_steps", "1")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("dna_barcode,split\n")
+    with pytest.raises(ValueError, match=r"empty\.csv.*empty"):
+        run(tmp_path, "--data_file", str(empty), "--splits", "all", "--max_steps", "1")
+    metrics = run(tmp_path, "--data_file", str(path), "--splits", "val", "--max_steps", "1", "--on_bad_sequence", "skip")
+    assert metrics["step"] == 1
+    fasta = tmp_path / "reads.fasta"  # a FASTA file (no split column) trains with --splits all
+    fasta.write_text("".join(f">r{index}\n{sequence}\n" for index, sequence in enumerate(frame.dna_barcode[5:17])))
+    assert run(tmp_path, "--data_file", str(fasta), "--splits", "all", "--max_steps", "1", output="fasta")["step"] == 1
+    assert "skipped 1 rows" in caplog.text
