@@ -43,9 +43,9 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the positions where `attention_mask` is 1 (a row without any gives zeros)."""
-    weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)
-    return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+    """Mean over the positions where `attention_mask` is 1, in float32 (a row without any gives zeros)."""
+    weights = attention_mask.float().unsqueeze(-1)
+    return (hidden_states.float() * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 class BarcodeMAEEmbeddings(nn.Module):
@@ -92,10 +92,12 @@ class BarcodeMAESelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(batch, length, width)
 
 
-class BarcodeMAESelfOutput(nn.Module):
-    def __init__(self, config: BarcodeMAEConfig, hidden_size: int):
+class BarcodeMAEResidualOutput(nn.Module):
+    """Linear projection back to the hidden size, dropout, residual, LayerNorm (BERT's `SelfOutput` and `Output`)."""
+
+    def __init__(self, config: BarcodeMAEConfig, input_size: int, hidden_size: int):
         super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dense = nn.Linear(input_size, hidden_size)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -107,7 +109,7 @@ class BarcodeMAEAttention(nn.Module):
     def __init__(self, config: BarcodeMAEConfig, hidden_size: int, num_heads: int):
         super().__init__()
         self.self = BarcodeMAESelfAttention(config, hidden_size, num_heads)
-        self.output = BarcodeMAESelfOutput(config, hidden_size)
+        self.output = BarcodeMAEResidualOutput(config, hidden_size, hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         return self.output(self.self(hidden_states, attention_mask), hidden_states)
@@ -123,17 +125,6 @@ class BarcodeMAEIntermediate(nn.Module):
         return self.activation(self.dense(hidden_states))
 
 
-class BarcodeMAEOutput(nn.Module):
-    def __init__(self, config: BarcodeMAEConfig, hidden_size: int, intermediate_size: int):
-        super().__init__()
-        self.dense = nn.Linear(intermediate_size, hidden_size)
-        self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
-
-
 class BarcodeMAELayer(nn.Module):
     """A post-LayerNorm BERT block."""
 
@@ -141,7 +132,7 @@ class BarcodeMAELayer(nn.Module):
         super().__init__()
         self.attention = BarcodeMAEAttention(config, hidden_size, num_heads)
         self.intermediate = BarcodeMAEIntermediate(config, hidden_size, intermediate_size)
-        self.output = BarcodeMAEOutput(config, hidden_size, intermediate_size)
+        self.output = BarcodeMAEResidualOutput(config, intermediate_size, hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         attended = self.attention(hidden_states, attention_mask)

@@ -9,8 +9,9 @@
 Data: barcodes of the `--splits` (default pretrain + other_heldout) of a BIOSCAN-5M metadata CSV, or any CSV / TSV /
 parquet / FASTA file (see barcode_data.py); trailing N stripped, truncated to 660 nt, identical barcodes kept once,
 a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation).
-Model: `--model_size small` (default: 4+2 layers x 256, a few minutes on a CPU) or `paper` (6+6 x 768, the
-BarcodeMAEConfig defaults), `--model_config config.json` and/or size flags on top.
+Model: `--model_size small` (default: 4+4 layers x 256, decoder as deep as the encoder as in the paper; a few
+minutes on a CPU) or `paper` (6+6 x 768, the BarcodeMAEConfig defaults), `--model_config config.json` and/or size
+flags on top.
 Output (`--output_dir`): config.json, model.safetensors, tokenizer files, the custom code, README.md (model card),
 metrics.jsonl, checkpoints/step_N. `AutoModel.from_pretrained(output_dir, trust_remote_code=True)` loads it.
 """
@@ -49,7 +50,7 @@ SIZE_FLAGS = (
 PRESETS = {
     "small": dict(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-        decoder_hidden_size=256, decoder_num_hidden_layers=2, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
+        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
     ),  # fmt: skip
     "paper": {},  # the BarcodeMAEConfig defaults: 6-mers, 660 nt, 6+6 layers x 768 (6 heads), 50% masking
 }
