@@ -22,23 +22,22 @@ TRAIN_FLAGS="--data_file $DATA --max_steps $STEPS --per_device_train_batch_size 
   --warmup_ratio 0.05 --mixed_precision bf16 --checkpointing_steps 200 --save_total_limit 0 --eval_steps 100
   --logging_steps 20 --report_to none"
 
-for seed in $SEEDS; do
-  for objective in mae mlm; do
-    run="$OUT/$objective-seed$seed"
-    if [ -f "$run/model.safetensors" ]; then echo "$run: done already"; continue; fi
-    # shellcheck disable=SC2086
-    OMP_NUM_THREADS=1 python train.py $MODEL_FLAGS $TRAIN_FLAGS --objective "$objective" --seed "$seed" \
-      --output_dir "$run" > "$OUT/$objective-seed$seed.log" 2>&1 &
-  done
-  wait
-done
-echo "pretraining: ${SECONDS}s"
-
-# Probes, two parts at a time (one thread each), then the summary table and learning curves.
+# Probes of the seed-0 runs (learning curves, per layer, reading frames) run beside the other seeds' pretraining;
+# the main table once every run is done. Two processes at a time, one thread each.
 probe() { OMP_NUM_THREADS=1 python experiments/probe_runs.py --data_file "$DATA" --runs_dir "$OUT" --seeds $SEEDS \
   --part "$1" > "$OUT/probes-$1.log" 2>&1; }
-probe main & probe curves & wait
-echo "probes main+curves: ${SECONDS}s"
-probe layers & probe frames & wait
+pretrain() {  # objective seed
+  local run="$OUT/$1-seed$2"
+  if [ -f "$run/model.safetensors" ]; then echo "$run: done already"; return; fi
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=1 python train.py $MODEL_FLAGS $TRAIN_FLAGS --objective "$1" --seed "$2" --output_dir "$run" \
+    > "$OUT/$1-seed$2.log" 2>&1
+}
+read -r first_seed other_seeds <<< "$SEEDS"
+pretrain mae "$first_seed" & pretrain mlm "$first_seed" & wait
+echo "pretraining seed $first_seed: ${SECONDS}s"
+(for seed in $other_seeds; do pretrain mae "$seed" & pretrain mlm "$seed" & wait; done; probe main) &
+(probe curves; probe layers; probe frames) &
+wait
 python experiments/probe_runs.py --data_file "$DATA" --runs_dir "$OUT" --seeds $SEEDS --part summary
 echo "total: ${SECONDS}s"
