@@ -47,11 +47,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-try:
-    from barcode_data import clean_barcode, deduplicate, load_barcodes
-except ImportError:  # pragma: no cover - installed as a flat module next to this file
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from barcode_data import clean_barcode, deduplicate, load_barcodes
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
+from barcode_data import clean_barcode, deduplicate, load_barcodes  # noqa: E402
+from modeling_barcodemae import masked_mean  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "bioscan_fixture.csv.gz"
 EMBEDDING_VERSION = "1"  # bump when the embedding code changes what it computes: invalidates every cache entry
@@ -224,10 +222,7 @@ def embed_sequences(
                 with torch.inference_mode(), _autocast(precision, device):
                     output = model(**encoded, output_hidden_states=True, return_dict=True)
                 hidden_states = output.hidden_states if output.hidden_states is not None else (output.last_hidden_state,)
-                weights = mask.to(torch.float32).unsqueeze(-1)
-                vectors = torch.stack(
-                    [(hidden_states[layer].float() * weights).sum(1) / weights.sum(1).clamp(min=1.0) for layer in layer_list]
-                )
+                vectors = torch.stack([masked_mean(hidden_states[layer], mask) for layer in layer_list])
                 if pooled is None:
                     pooled = torch.zeros(len(layer_list), len(frame), vectors.shape[-1])
                 pooled[:, chunk] = vectors.cpu()
