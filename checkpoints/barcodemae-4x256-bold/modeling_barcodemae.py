@@ -1,0 +1,420 @@
+"""BarcodeMAE: a masked autoencoder for DNA barcodes (arXiv 2502.18405).
+
+The encoder is a BERT encoder with BERT's parameter names, so the original BarcodeMAE / BarcodeBERT checkpoints
+(transformers `BertModel` state dicts) map onto it one to one. In pretraining the encoder sees only the visible
+k-mers (masked ones are dropped, not replaced) and a decoder of its own reconstructs the masked k-mers from the
+encoder outputs plus a learned mask embedding. `objective="mlm"` gives the BarcodeBERT-style baseline instead: the
+encoder sees `[MASK]` in place of the masked k-mers and a head on the encoder predicts them.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+from transformers.utils import ModelOutput
+
+try:
+    from .configuration_barcodemae import BarcodeMAEConfig
+except ImportError:
+    from configuration_barcodemae import BarcodeMAEConfig
+
+FIRST_KMER_ID = 2  # ids 0 and 1 are [MASK] and [UNK]; k-mer class c has token id c + FIRST_KMER_ID
+
+
+@dataclass
+class BarcodeMAEForPreTrainingOutput(ModelOutput):
+    """Output of `BarcodeMAEForPreTraining`.
+
+    Args:
+        loss: mean cross-entropy over the masked k-mers (0 when nothing is masked).
+        logits: `(num_masked, 4**k)` k-mer class scores, one row per masked position, in `mask.nonzero()` order.
+        labels: `(num_masked,)` true k-mer class of each row of `logits`.
+        mask: `(batch, length)` True where a token was masked (the reconstruction targets).
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the positions where `attention_mask` is 1, in float32 (a row without any gives zeros)."""
+    weights = attention_mask.float().unsqueeze(-1)
+    return (hidden_states.float() * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class BarcodeMAEEmbeddings(nn.Module):
+    """Token + learned absolute position (+ BERT's constant token type) embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BarcodeMAEConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        # Kept so BertModel checkpoints load 1:1; every token has type 0.
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        embeddings = (
+            self.word_embeddings(input_ids) + self.position_embeddings(position_ids) + self.token_type_embeddings.weight[0]
+        )
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BarcodeMAESelfAttention(nn.Module):
+    def __init__(self, config: BarcodeMAEConfig, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        batch, length, width = hidden_states.shape
+
+        def heads(projection: nn.Linear) -> torch.Tensor:
+            return projection(hidden_states).view(batch, length, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            heads(self.query),
+            heads(self.key),
+            heads(self.value),
+            attn_mask=attention_mask,
+            dropout_p=self.dropout_prob if self.training else 0.0,
+        )
+        return context.transpose(1, 2).reshape(batch, length, width)
+
+
+class BarcodeMAEResidualOutput(nn.Module):
+    """Linear projection back to the hidden size, dropout, residual, LayerNorm (BERT's `SelfOutput` and `Output`)."""
+
+    def __init__(self, config: BarcodeMAEConfig, input_size: int, hidden_size: int):
+        super().__init__()
+        self.dense = nn.Linear(input_size, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class BarcodeMAEAttention(nn.Module):
+    def __init__(self, config: BarcodeMAEConfig, hidden_size: int, num_heads: int):
+        super().__init__()
+        self.self = BarcodeMAESelfAttention(config, hidden_size, num_heads)
+        self.output = BarcodeMAEResidualOutput(config, hidden_size, hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(hidden_states, attention_mask), hidden_states)
+
+
+class BarcodeMAEIntermediate(nn.Module):
+    def __init__(self, config: BarcodeMAEConfig, hidden_size: int, intermediate_size: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, intermediate_size)
+        self.activation = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states))
+
+
+class BarcodeMAELayer(nn.Module):
+    """A post-LayerNorm BERT block."""
+
+    def __init__(self, config: BarcodeMAEConfig, hidden_size: int, num_heads: int, intermediate_size: int):
+        super().__init__()
+        self.attention = BarcodeMAEAttention(config, hidden_size, num_heads)
+        self.intermediate = BarcodeMAEIntermediate(config, hidden_size, intermediate_size)
+        self.output = BarcodeMAEResidualOutput(config, intermediate_size, hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        attended = self.attention(hidden_states, attention_mask)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BarcodeMAEStack(nn.Module):
+    """A stack of BERT blocks (`layer.N`), used for both the encoder and the decoder."""
+
+    def __init__(
+        self, config: BarcodeMAEConfig, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int
+    ):
+        super().__init__()
+        self.layer = nn.ModuleList(
+            BarcodeMAELayer(config, hidden_size, num_heads, intermediate_size) for _ in range(num_layers)
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Returns the input and the output of every layer; `attention_mask` is `(batch, length)`, 1 = attend."""
+        sdpa_mask = None
+        if not bool(attention_mask.all()):
+            sdpa_mask = attention_mask.bool()
+            # A row with nothing to attend to (all padding) attends everywhere instead of producing NaN.
+            sdpa_mask = (sdpa_mask | ~sdpa_mask.any(-1, keepdim=True))[:, None, None, :]
+        all_hidden_states = [hidden_states]
+        for layer in self.layer:
+            if self.gradient_checkpointing and self.training:
+                hidden_states = self._gradient_checkpointing_func(layer.__call__, hidden_states, sdpa_mask)
+            else:
+                hidden_states = layer(hidden_states, sdpa_mask)
+            all_hidden_states.append(hidden_states)
+        return tuple(all_hidden_states)
+
+
+class BarcodeMAEPredictionHead(nn.Module):
+    """BERT's LM head transform (dense, activation, LayerNorm) followed by a linear layer over the 4^k k-mers."""
+
+    def __init__(self, config: BarcodeMAEConfig, hidden_size: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(hidden_size, config.num_kmers)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+
+
+class BarcodeMAEPreTrainedModel(PreTrainedModel):
+    config_class = BarcodeMAEConfig
+    base_model_prefix = "barcodemae"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    # The loss is a mean over masked tokens / examples: Trainer must not rescale it under gradient accumulation.
+    accepts_loss_kwargs = False
+    _no_split_modules = ["BarcodeMAELayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, BarcodeMAEForPreTraining) and module.mask_token is not None:
+            nn.init.normal_(module.mask_token, mean=0.0, std=std)
+
+
+class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
+    """The BarcodeMAE encoder, for feature extraction.
+
+    `pooler_output` is the mean of the hidden state chosen by `config.pooling_layer` (default: the last layer) over
+    the k-mer tokens, padding excluded: the barcode embedding used by every probe.
+    """
+
+    # A pretraining checkpoint also holds the decoder and the head: loading the encoder alone ignores them quietly.
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\."]
+
+    def __init__(self, config: BarcodeMAEConfig):
+        super().__init__(config)
+        self.embeddings = BarcodeMAEEmbeddings(config)
+        self.encoder = BarcodeMAEStack(
+            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """`position_ids` default to 0..length-1; pretraining passes the original positions of the visible tokens."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        hidden_states = self.encoder(self.embeddings(input_ids, position_ids), attention_mask)
+        pooler_output = masked_mean(hidden_states[self.config.pooling_layer], attention_mask)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states[-1],
+            pooler_output=pooler_output,
+            hidden_states=hidden_states if output_hidden_states else None,
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
+    """Masked pretraining: BarcodeMAE (`config.objective="mae"`) or the BarcodeBERT-style MLM baseline ("mlm").
+
+    Per sequence, `round_down(mask_ratio * n)` of its n maskable tokens are masked, where the maskable tokens are the
+    real k-mers: padding is never visible nor a target, and `[UNK]` k-mers (which hold an ambiguous base) are never
+    targets and always stay visible, so they do not count toward the mask ratio.
+    """
+
+    def __init__(self, config: BarcodeMAEConfig):
+        super().__init__(config)
+        self.barcodemae = BarcodeMAEModel(config)
+        if config.objective == "mae":
+            self.decoder_embed = nn.Linear(config.hidden_size, config.decoder_hidden_size)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, config.decoder_hidden_size))
+            self.decoder_position_embeddings = nn.Embedding(config.max_position_embeddings, config.decoder_hidden_size)
+            self.decoder = BarcodeMAEStack(
+                config,
+                config.decoder_hidden_size,
+                config.decoder_num_hidden_layers,
+                config.decoder_num_attention_heads,
+                config.decoder_intermediate_size,
+            )
+            self.head = BarcodeMAEPredictionHead(config, config.decoder_hidden_size)
+        else:
+            self.mask_token = None
+            self.head = BarcodeMAEPredictionHead(config, config.hidden_size)
+        self.post_init()
+
+    def random_masking(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Choose the tokens to keep: the lowest-noise ones of each row.
+
+        Returns `keep` and `mask`, both `(batch, length)` bool: the visible tokens and the masked (target) tokens.
+        `noise` (`(batch, length)`, any real values) makes the choice reproducible; by default it is uniform.
+        """
+        real = attention_mask.bool()
+        unknown = real & (input_ids == self.config.unk_token_id)
+        if noise is None:
+            noise = torch.rand(input_ids.shape, device=input_ids.device)
+        # Padding sorts last whatever the noise; [UNK] sorts first (always kept, never a target).
+        noise = noise.float().masked_fill(~real, float("inf")).masked_fill(unknown, float("-inf"))
+        rank = noise.argsort(dim=1).argsort(dim=1)
+        num_maskable = (real & ~unknown).sum(1)
+        num_keep = unknown.sum(1) + torch.floor(num_maskable * (1.0 - self.config.mask_ratio)).long()
+        keep = rank < num_keep.unsqueeze(1)
+        return keep, real & ~keep
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BarcodeMAEForPreTrainingOutput | tuple:
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        keep, mask = self.random_masking(input_ids, attention_mask, noise)
+        if self.config.objective == "mae":
+            hidden_states = self._decode(self._encode_visible(input_ids, keep), keep, attention_mask)
+        else:
+            hidden_states = self.barcodemae(
+                input_ids.masked_fill(mask, self.config.mask_token_id), attention_mask=attention_mask
+            ).last_hidden_state
+        logits = self.head(hidden_states[mask])  # only the masked positions are scored
+        labels = input_ids[mask] - FIRST_KMER_ID
+        loss = F.cross_entropy(logits.float(), labels) if labels.numel() else logits.sum() * 0.0
+        output = BarcodeMAEForPreTrainingOutput(loss=loss, logits=logits, labels=labels, mask=mask)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _encode_visible(self, input_ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the encoder on the kept tokens only, packed to the left in their original order, at their positions.
+
+        Rows that keep fewer tokens than the longest are filled with padding (token, attention mask 0), never with
+        masked tokens. Returns the encoder output `(batch, visible, hidden)` and the position of each visible slot.
+        """
+        length = input_ids.shape[1]
+        positions = torch.arange(length, device=input_ids.device).expand_as(input_ids)
+        num_visible = max(int(keep.sum(1).max()), 1)  # an all-padding batch still gets one (padding) slot
+        # Kept positions first, in order, then the others: a permutation of 0..length-1 per row.
+        order = torch.where(keep, positions, positions + length).argsort(dim=1)[:, :num_visible]
+        visible = torch.arange(num_visible, device=input_ids.device) < keep.sum(1, keepdim=True)
+        encoded = self.barcodemae(
+            input_ids.gather(1, order).masked_fill(~visible, self.config.pad_token_id),
+            attention_mask=visible.long(),
+            position_ids=order.masked_fill(~visible, 0),
+        ).last_hidden_state
+        return encoded, order
+
+    def _decode(
+        self, encoded: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Decoder over all positions: encoder outputs at the kept ones, the mask embedding elsewhere."""
+        visible_states, order = encoded
+        visible_states = self.decoder_embed(visible_states)
+        batch, length = keep.shape
+        # Each row of `order` holds distinct positions, so the scatter writes each position at most once; slots that
+        # are padding land on non-kept positions and are replaced by the mask embedding just below.
+        index = order.unsqueeze(-1).expand(-1, -1, visible_states.shape[-1])
+        scattered = visible_states.new_zeros(batch, length, visible_states.shape[-1]).scatter(1, index, visible_states)
+        hidden_states = torch.where(keep.unsqueeze(-1), scattered, self.mask_token.to(scattered.dtype))
+        positions = torch.arange(length, device=keep.device)
+        hidden_states = hidden_states + self.decoder_position_embeddings(positions)
+        return self.decoder(hidden_states, attention_mask)[-1]
+
+
+class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
+    """Pooled barcode embedding → dropout → linear; `labels` and `problem_type` handled as in transformers."""
+
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\."]
+
+    def __init__(self, config: BarcodeMAEConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.barcodemae = BarcodeMAEModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        encoded = self.barcodemae(input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+        logits = self.classifier(self.dropout(encoded.pooler_output))
+        loss = None if labels is None else self._loss(logits, labels)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            return F.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1))
+        if self.config.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+BarcodeMAEConfig.register_for_auto_class()
+BarcodeMAEModel.register_for_auto_class("AutoModel")
+BarcodeMAEForPreTraining.register_for_auto_class("AutoModelForPreTraining")
+BarcodeMAEForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
