@@ -24,6 +24,7 @@ few synthetic barcodes; `--no-verify` skips that.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import pickle
 import re
@@ -316,9 +317,15 @@ def map_weights(
 # Verification against the original pipeline
 
 
+@functools.lru_cache
+def original_vocabulary(k: int) -> dict[str, int]:
+    """The original vocabulary: [MASK]=0, [UNK]=1, then the k-mers of product("ACGT") from id 2."""
+    return {"".join(kmer): index + 2 for index, kmer in enumerate(itertools.product("ACGT", repeat=k))}
+
+
 def original_token_ids(sequence: str, k: int, max_len: int) -> tuple[list[int], list[int]]:
     """The original `KmerTokenizer(k, vocab, stride=k, padding=True, max_len)`: ids and attention mask."""
-    vocabulary = {"".join(kmer): index + 2 for index, kmer in enumerate(itertools.product("ACGT", repeat=k))}
+    vocabulary = original_vocabulary(k)
     mask = [1] * (max_len // k)
     if len(sequence) > max_len:
         sequence = sequence[:max_len]

@@ -7,7 +7,6 @@ in a Python dict. Both are timed in the same run (best of `--repeats`); the rati
 """
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -16,17 +15,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from convert_original_checkpoint import original_token_ids  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
 
 def original_tokenize(sequences: list[str], k: int = 6, max_length: int = 660) -> torch.Tensor:
-    """The original pipeline: pad/truncate with N to max_length, non-overlapping k-mers via a Python dict."""
-    vocab = {"".join(kmer): index + 2 for index, kmer in enumerate(itertools.product("ACGT", repeat=k))}
-    rows = []
-    for sequence in sequences:
-        sequence = sequence.upper()[:max_length].ljust(max_length, "N")
-        rows.append([vocab.get(sequence[start : start + k], 1) for start in range(0, max_length - k + 1, k)])
-    return torch.tensor(rows)
+    """The original pipeline (pad/truncate with N to max_length, k-mers looked up in a Python dict), to a tensor."""
+    return torch.tensor([original_token_ids(sequence, k, max_length)[0] for sequence in sequences])
 
 
 def best_time(function, repeats: int) -> float:

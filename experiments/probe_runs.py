@@ -74,8 +74,9 @@ def run_part(part: str, args: argparse.Namespace) -> None:
         for name, run in runs.items():
             if not name.endswith(f"seed{args.seeds[0]}"):
                 continue
+            last = final_step(run)  # its model is the main table's row
             for checkpoint in sorted((run / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1])):
-                if int(checkpoint.name.split("_")[1]) != final_step(run):  # the final step is the main table's row
+                if int(checkpoint.name.split("_")[1]) != last:
                     models.append((f"{name}@{checkpoint.name}", checkpoint_encoder(run, checkpoint), tokenizer))
         probe(part, models, args, plots=False)
     elif part == "layers":
