@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--warmup_ratio", type=float, default=0.05)
     train.add_argument("--mixed_precision", choices=("auto", "no", "bf16", "fp16"), default="auto",
                        help="auto: bf16 where the hardware has it (CUDA bf16, or a CPU with AMX / AVX512-BF16), else no")
+    train.add_argument("--attn_implementation", choices=("auto", "eager", "sdpa"), default="auto",
+                       help="auto: eager on CPU (its backward is faster there than SDPA's, see BENCHMARKS.md), else sdpa")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--logging_steps", type=int, default=10)
     train.add_argument("--eval_steps", type=int, default=None, help="default: at every checkpoint and at the end")
@@ -404,6 +406,13 @@ def main(argv: list[str] | None = None) -> dict:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "runs")),
     )
     log = accelerator.print
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:  # each process would train a model of its own, all writing output_dir
+        raise RuntimeError(
+            f"{launched} processes were launched (WORLD_SIZE) but Accelerate set up {accelerator.num_processes}. On a "
+            "machine without GPUs, launch with ACCELERATE_USE_CPU=1 (e.g. `ACCELERATE_USE_CPU=1 torchrun "
+            "--nproc_per_node 2 train.py ...`) for data-parallel training over CPU processes."
+        )
     set_seed(args.seed)
     config = build_config(args)
     tokenizer = BarcodeMAETokenizer(k_mer=config.k_mer, max_sequence_length=config.max_sequence_length)
@@ -421,6 +430,10 @@ def main(argv: list[str] | None = None) -> dict:
     validation_loader = make_validation_loader(validation_data, tokenizer, config, args)
 
     model = BarcodeMAEForPreTraining(config)
+    attn_implementation = args.attn_implementation
+    if attn_implementation == "auto":
+        attn_implementation = "eager" if accelerator.device.type == "cpu" else "sdpa"
+    model.set_attn_implementation(attn_implementation)  # not saved: the exported model loads with the default (sdpa)
     global_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     learning_rate = args.learning_rate * global_batch / 256 if args.scale_lr else args.learning_rate
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
@@ -469,7 +482,7 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"model: {config.objective}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters; "
         f"{data_summary['train']} training / {data_summary['validation']} validation barcodes; {max_steps} steps of "
         f"{global_batch} sequences ({accelerator.num_processes} processes); lr {learning_rate:g}; "
-        f"mixed precision {mixed_precision}")  # fmt: skip
+        f"mixed precision {mixed_precision}; {attn_implementation} attention")  # fmt: skip
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics.jsonl"

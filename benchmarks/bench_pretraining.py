@@ -5,8 +5,9 @@
 (a) the original implementation style: encoder = transformers `BertModel` fed the visible tokens (every barcode padded
     with N to 660 nt, i.e. [UNK] k-mers), decoder = `BertForTokenClassification` over all 110 positions, logits at all
     positions, fp32;
-(b) ours (`BarcodeMAEForPreTraining`, objective mae, fused AdamW as in train.py) fp32; (c) ours, bf16 autocast;
-(d) the MLM baseline, bf16 autocast.
+(b) ours (`BarcodeMAEForPreTraining`, objective mae, eager attention and fused AdamW as train.py uses on CPU), fp32;
+(c) the same, bf16 autocast (what `python train.py` runs on this CPU); (d) ours with SDPA attention, bf16 autocast;
+(e) the MLM baseline as train.py runs it, bf16 autocast.
 Real barcodes from the fixture (cleaned as train.py does), 110 tokens, same sizes for all. Ratios are vs (a).
 """
 
@@ -85,30 +86,35 @@ def main() -> None:
     parser.add_argument("--model_size", choices=sorted(PRESETS), default="paper")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
-    parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d"])
+    parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    config = BarcodeMAEConfig(**PRESETS[args.model_size], hidden_dropout_prob=0.1)
+    config = BarcodeMAEConfig(**PRESETS[args.model_size])  # BERT's dropout 0.1 (hidden and attention), as the original
     pretrain = load_barcodes(args.data_file, splits=["pretrain"])["sequence"]
     sequences = [clean_barcode(s) for s in pretrain[: args.batch_size * (args.steps + 1)]]
     tokenizer = BarcodeMAETokenizer()
     chunks = [sequences[i : i + args.batch_size] for i in range(0, len(sequences) - args.batch_size + 1, args.batch_size)]
-    ours = [dict(tokenizer(c, padding=True, truncation=True, return_tensors="pt")) for c in chunks]
+    ours_batches = [dict(tokenizer(c, padding=True, truncation=True, return_tensors="pt")) for c in chunks]
     # The original pads every barcode with N to 660 nt: 110 tokens, the padding being [UNK] k-mers.
     original = [{"input_ids": tokenizer([s.ljust(660, "N")[:660] for s in c], return_tensors="pt")["input_ids"]}
                 for c in chunks]  # fmt: skip
 
+    def ours(attn_implementation: str, objective: str = "mae"):
+        model = BarcodeMAEForPreTraining(BarcodeMAEConfig(**PRESETS[args.model_size], objective=objective))
+        model.set_attn_implementation(attn_implementation)
+        return model
+
     variants = {
         "a": ("original style (BertModel + BertForTokenClassification, all-position logits), fp32",
               lambda: OriginalStyleMAE(config), original, "fp32"),
-        "b": ("ours, mae, fp32", lambda: BarcodeMAEForPreTraining(config), ours, "fp32"),
-        "c": ("ours, mae, bf16 autocast", lambda: BarcodeMAEForPreTraining(config), ours, "bf16"),
-        "d": ("ours, mlm baseline, bf16 autocast",
-              lambda: BarcodeMAEForPreTraining(BarcodeMAEConfig(**PRESETS[args.model_size], objective="mlm")), ours, "bf16"),
+        "b": ("ours, mae, eager attention, fp32", lambda: ours("eager"), ours_batches, "fp32"),
+        "c": ("ours, mae, eager attention, bf16 autocast (train.py on CPU)", lambda: ours("eager"), ours_batches, "bf16"),
+        "d": ("ours, mae, SDPA attention, bf16 autocast", lambda: ours("sdpa"), ours_batches, "bf16"),
+        "e": ("ours, mlm baseline, eager attention, bf16 autocast", lambda: ours("eager", "mlm"), ours_batches, "bf16"),
     }  # fmt: skip
     print(f"{args.model_size} model ({config.num_hidden_layers}+{config.decoder_num_hidden_layers} layers x "
-          f"{config.hidden_size}), batch {args.batch_size}, {ours[0]['input_ids'].shape[1]} tokens, {args.steps} timed "
+          f"{config.hidden_size}), batch {args.batch_size}, {ours_batches[0]['input_ids'].shape[1]} tokens, {args.steps} timed "
           f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     # The original uses AdamW's default (foreach) implementation; ours is the step of train.py (fused AdamW).
     steps = {key: make_step(variants[key][1](), variants[key][3], fused=key != "a") for key in args.only}

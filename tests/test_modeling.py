@@ -8,6 +8,7 @@ from modeling_barcodemae import (
     BarcodeMAEForPreTraining,
     BarcodeMAEForSequenceClassification,
     BarcodeMAEModel,
+    fast_dropout,
 )
 from tokenization_barcodemae import BarcodeMAETokenizer
 
@@ -132,7 +133,8 @@ def test_mae_and_mlm_differ_where_they_must(batch):
     assert torch.equal(seen["input_ids"][~mlm_out.mask], input_ids[~mlm_out.mask])
 
 
-def test_golden_against_transformers_bert(batch):
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_golden_against_transformers_bert(batch, attn_implementation):
     """BERT weights copied into BarcodeMAEModel give BERT's hidden states: original checkpoints map 1:1."""
     input_ids, attention_mask = batch
     input_ids, attention_mask = input_ids[:-1], attention_mask[:-1]  # BERT itself is undefined on all-padding rows
@@ -144,6 +146,7 @@ def test_golden_against_transformers_bert(batch):
     torch.manual_seed(5)
     bert = BertModel(bert_config, add_pooling_layer=False).eval()
     ours = BarcodeMAEModel(config).eval()
+    ours.set_attn_implementation(attn_implementation)
     missing, unexpected = ours.load_state_dict(bert.state_dict(), strict=False)
     assert not missing and set(unexpected) <= {"embeddings.position_ids"}
     expected = bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -198,3 +201,46 @@ def test_sequence_classification_problem_types(batch):
         output = model(input_ids, attention_mask=attention_mask, labels=labels)
         assert model.config.problem_type == problem
         assert output.logits.shape == (4, num_labels) and torch.isfinite(output.loss)
+
+
+def test_eager_and_sdpa_attention_agree_in_training(batch):
+    """Same loss and gradients (dropout off, fixed masking noise) whichever attention function runs."""
+    input_ids, attention_mask = batch
+    noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(7))
+    results = []
+    for attn_implementation in ("sdpa", "eager"):
+        model = make_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).train()
+        model.set_attn_implementation(attn_implementation)
+        assert model.decoder.layer[0].attention.self.config._attn_implementation == attn_implementation
+        loss = model(input_ids, attention_mask, noise).loss
+        loss.backward()
+        results.append((loss, {name: p.grad for name, p in model.named_parameters() if p.grad is not None}))
+    (sdpa_loss, sdpa_grads), (eager_loss, eager_grads) = results
+    torch.testing.assert_close(eager_loss, sdpa_loss)
+    assert eager_grads.keys() == sdpa_grads.keys()
+    for name in sdpa_grads:
+        torch.testing.assert_close(eager_grads[name], sdpa_grads[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fast_dropout(dtype):
+    hidden = torch.randn(301, 257).to(dtype).requires_grad_()  # a size that is not a multiple of 4
+    torch.manual_seed(0)
+    out = fast_dropout(hidden, 0.1, training=True)
+    dropped = out == 0
+    # Binomial(77357, 0.1): the standard deviation of the dropped fraction is 0.0011.
+    assert abs(dropped.float().mean().item() - 0.1) < 0.005
+    scale = torch.tensor(1 / 0.9, dtype=dtype)
+    torch.testing.assert_close(out[~dropped], hidden[~dropped] * scale, atol=0, rtol=0)
+    out.sum().backward()
+    torch.testing.assert_close(hidden.grad, torch.where(dropped, 0.0, scale).to(dtype), atol=0, rtol=0)
+    # Seeded like the rest of torch (exact resume depends on it); masks of successive calls differ.
+    torch.manual_seed(0)
+    again = fast_dropout(hidden, 0.1, training=True)
+    assert torch.equal(again, out) and not torch.equal(fast_dropout(hidden, 0.1, training=True) == 0, dropped)
+    assert fast_dropout(hidden, 0.1, training=False) is hidden and fast_dropout(hidden, 0.0, training=True) is hidden
+    assert torch.all(fast_dropout(hidden, 1.0, training=True) == 0)
+    # Columns are not correlated (each 64-bit draw feeds four neighbouring elements).
+    rates = (fast_dropout(torch.ones(40000, 8, dtype=dtype), 0.5, training=True) == 0).float()
+    assert (rates.mean(0) - 0.5).abs().max() < 0.01
+    assert abs(torch.corrcoef(rates[:, :4].T)[0, 1:].abs().max().item()) < 0.02

@@ -5,7 +5,11 @@ interpreter that cannot import the repo.
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,7 +38,7 @@ def run(tmp_path, *flags, output="out"):
     return train.main(argv)
 
 
-def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch):
+def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch, capsys):
     calls = {}
     import huggingface_hub
 
@@ -47,6 +51,7 @@ def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch
     metrics = run(tmp_path, "--max_steps", "6", "--checkpointing_steps", "2", "--save_total_limit", "1",
                   "--per_device_train_batch_size", "16", "--push_to_hub", "someone/barcodemae-tiny")  # fmt: skip
     out = tmp_path / "out"
+    assert "eager attention" in capsys.readouterr().out  # the faster one for training on a CPU
     assert metrics["step"] == 6 and 0 <= metrics["val_masked_accuracy"] <= 1 and metrics["val_masked_tokens"] > 0
     # Checkpoints: step_2 was removed by --save_total_limit 1, no temporary folder left, none at the final step.
     assert [path.name for path in train.list_checkpoints(out)] == ["step_4"]
@@ -76,13 +81,13 @@ folder = {str(out)!r}
 tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 inputs = tokenizer([{sequence!r}], return_tensors="pt")
 encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-print("pooled", tuple(encoder(**inputs).pooler_output.shape))
+print("pooled", tuple(encoder(**inputs).pooler_output.shape), encoder.config._attn_implementation)
 model = AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True).eval()
 saved = load_file(folder + "/model.safetensors")
 assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items()), "weights differ"
 print("loss", float(model(**inputs).loss))
 """, tmp_path)  # fmt: skip
-    assert "pooled (1, 32)" in result.stdout and "loss" in result.stdout
+    assert "pooled (1, 32) sdpa" in result.stdout and "loss" in result.stdout  # training's eager choice is not saved
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
@@ -111,6 +116,40 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     # A path that is not a checkpoint is an error; `latest` without any checkpoint starts from scratch.
     with pytest.raises(FileNotFoundError, match="not a checkpoint"):
         run(tmp_path, *flags, "--resume_from_checkpoint", str(tmp_path))
+
+
+def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
+    """`torchrun --nproc_per_node 2` with ACCELERATE_USE_CPU=1: real DDP (gloo), one RNG state per process in the
+    checkpoint, and a resumed 2-process run ends with the same weights as the uninterrupted one (the all-reduce of
+    two processes is order-independent, so zero tolerance again)."""
+    repo = Path(train.__file__).resolve().parent
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+    def launch(output: str, *extra: str) -> str:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(repo / "train.py"),
+                   "--output_dir", str(tmp_path / output), "--mixed_precision", "no", "--splits", "val", *TINY,
+                   "--per_device_train_batch_size", "4", "--max_steps", "6", "--checkpointing_steps", "3",
+                   "--save_total_limit", "0", *extra]  # fmt: skip
+        result = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    log = launch("straight")
+    assert "6 steps of 8 sequences (2 processes)" in log
+    step_3 = tmp_path / "straight" / "checkpoints" / "step_3"
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in step_3.iterdir()}
+    (tmp_path / "resumed" / "checkpoints").mkdir(parents=True)
+    shutil.copytree(step_3, tmp_path / "resumed" / "checkpoints" / "step_3")
+    assert "resumed from" in launch("resumed", "--resume_from_checkpoint", "latest")
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert [key for key in a if not torch.equal(a[key], b[key])] == []
+
+
+def test_processes_that_accelerate_does_not_see_are_an_error(tmp_path, monkeypatch):
+    """torchrun without GPUs and without ACCELERATE_USE_CPU: every process would train alone; refuse, say the fix."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="2 processes were launched.*ACCELERATE_USE_CPU=1"):
+        run(tmp_path, "--splits", "val", "--max_steps", "1")
 
 
 def test_build_config_presets_json_and_flags(tmp_path):
