@@ -126,10 +126,10 @@ def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
     def launch(output: str, *extra: str) -> str:
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(repo / "train.py"),
-                   "--output_dir", str(tmp_path / output), "--mixed_precision", "no", "--splits", "val", *TINY,
-                   "--per_device_train_batch_size", "4", "--max_steps", "6", "--checkpointing_steps", "3",
-                   "--save_total_limit", "0", *extra]  # fmt: skip
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   str(repo / "train.py"), "--output_dir", str(tmp_path / output), "--mixed_precision", "no",
+                   "--splits", "val", *TINY, "--per_device_train_batch_size", "4", "--max_steps", "6",
+                   "--checkpointing_steps", "3", "--save_total_limit", "0", *extra]  # fmt: skip
         result = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout + result.stderr
