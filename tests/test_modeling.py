@@ -173,13 +173,17 @@ def test_pooling_excludes_padding_and_pooling_layer_option(batch):
     torch.testing.assert_close(first, output.hidden_states[0][0, :length].mean(0, keepdim=True))
 
 
-def test_gradient_checkpointing_gives_same_gradients(batch):
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_gradient_checkpointing_gives_same_gradients(batch, attn_implementation):
+    """With dropout on: the recomputation replays the same dropout masks (the RNG state is restored)."""
     input_ids, attention_mask = batch
-    config = BarcodeMAEConfig(**tiny_config_kwargs(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    config = BarcodeMAEConfig(**tiny_config_kwargs())
+    assert config.hidden_dropout_prob > 0 and config.attention_probs_dropout_prob > 0
     grads = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
         model = BarcodeMAEForPreTraining(config).train()
+        model.set_attn_implementation(attn_implementation)
         if checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             assert model.barcodemae.encoder.gradient_checkpointing and model.decoder.gradient_checkpointing
