@@ -65,20 +65,28 @@ model = {auto_class}.from_pretrained(folder, trust_remote_code=True).eval()
 assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
 batch = tokenizer({sequences!r}, padding=True, truncation=True, return_tensors="pt")
 noise = torch.load({str(tmp_path / "noise.pt")!r}, weights_only=True)["noise"]
-with torch.no_grad():
-    if "{auto_class}" == "AutoModel":
-        result = model(**batch).pooler_output
-    elif "{auto_class}" == "AutoModelForPreTraining":
-        result = model(**batch, noise=noise).logits
-    else:
-        result = model(**batch).logits
-save_file({{"result": result.contiguous()}}, "result.safetensors")
+
+def run(model):
+    with torch.no_grad():
+        if "{auto_class}" == "AutoModel":
+            return model(**batch).pooler_output
+        if "{auto_class}" == "AutoModelForPreTraining":
+            return model(**batch, noise=noise).logits
+        return model(**batch).logits
+
+# The written-out attention (what train.py uses on CPU) is selectable at load time and gives the same result.
+eager = {auto_class}.from_pretrained(folder, trust_remote_code=True, attn_implementation="eager").eval()
+assert model.config._attn_implementation == "sdpa" and eager.config._attn_implementation == "eager"
+eager.load_state_dict(model.state_dict())  # the same new classification head, where there is one
+save_file({{"result": run(model).contiguous(), "eager": run(eager).contiguous()}}, "result.safetensors")
 """
     completed = run_clean_python(code, tmp_path)
     for quiet_about in ("decoder", "unexpected", "newly initialized", "not used"):
         assert quiet_about not in completed.stderr.lower() or auto_class == "AutoModelForSequenceClassification", (
             completed.stderr)
-    result = load_file(tmp_path / "user" / "result.safetensors")["result"]
+    results = load_file(tmp_path / "user" / "result.safetensors")
+    result = results["result"]
+    torch.testing.assert_close(results["eager"], result, atol=1e-5, rtol=1e-5)
     if auto_class in expected:
         torch.testing.assert_close(result, expected[auto_class], atol=1e-5, rtol=1e-5)
     else:  # a new classification head on the pretrained encoder
