@@ -66,8 +66,7 @@ def fast_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch
     words = torch.empty((hidden_states.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
     uniform16 = words.view(torch.int16)[: hidden_states.numel()].view(hidden_states.shape)
     keep = uniform16 >= round(p * 65536) - 32768
-    scale = hidden_states.new_full((), 1.0 / (1.0 - p))
-    return hidden_states * torch.where(keep, scale, 0.0)
+    return hidden_states * keep.to(hidden_states.dtype).mul_(1.0 / (1.0 - p))
 
 
 class BarcodeMAEDropout(nn.Dropout):
