@@ -143,6 +143,15 @@ def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     assert "resumed from" in launch("resumed", "--resume_from_checkpoint", "latest")
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     assert [key for key in a if not torch.equal(a[key], b[key])] == []
+    # Validation over 2 processes = validation in 1 (same weights: learning rate 0). 21 barcodes in batches of 8 leave
+    # an uneven last round, which Accelerate pads with duplicates that must not be counted.
+    frozen = ["--learning_rate", "0", "--max_steps", "1", "--validation_size", "21", "--per_device_eval_batch_size", "8"]
+    launch("frozen_two", *frozen)
+    two = json.loads((tmp_path / "frozen_two" / "metrics.jsonl").read_text().splitlines()[-1])
+    one = run(tmp_path, "--splits", "val", "--per_device_train_batch_size", "4", *frozen, output="frozen_one")
+    assert two["val_masked_tokens"] == one["val_masked_tokens"] > 0
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-6)
+    assert two["val_masked_accuracy"] == pytest.approx(one["val_masked_accuracy"], rel=1e-6)
 
 
 def test_processes_that_accelerate_does_not_see_are_an_error(tmp_path, monkeypatch):
