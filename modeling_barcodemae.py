@@ -55,9 +55,9 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
 def fast_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout (`F.dropout`) with a faster keep mask on CPU.
 
-    torch's CPU dropout draws one Mersenne Twister number per element on one thread; that was 15% of a bf16
-    pretraining step. Here each 64-bit draw gives four 16-bit uniform integers, so the drop probability is rounded
-    to a multiple of 1/65536 (0.1 becomes 0.1000061). Other devices use `F.dropout`.
+    torch's CPU dropout draws one Mersenne Twister number per element on one thread (benchmarks/bench_cpu_kernels.py
+    times both). Here each 64-bit draw gives four 16-bit uniform integers, so the drop probability is rounded to a
+    multiple of 1/65536 (0.1 becomes 0.1000061). Other devices use `F.dropout`.
     """
     if not training or p == 0.0:
         return hidden_states

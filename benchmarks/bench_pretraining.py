@@ -1,6 +1,6 @@
 """Pretraining step throughput (sequences/s: forward, backward, AdamW step), all variants in one run.
 
-    python benchmarks/bench_pretraining.py [--model_size paper|small] [--batch_size 16] [--steps 4]
+    python benchmarks/bench_pretraining.py [--model_size paper|small] [--batch_size 16] [--steps 4] [--profile]
 
 (a) the original implementation style: encoder = transformers `BertModel` fed the visible tokens (every barcode padded
     with N to 660 nt, i.e. [UNK] k-mers), decoder = `BertForTokenClassification` over all 110 positions, logits at all
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
+    parser.add_argument("--profile", action="store_true", help="then profile 3 steps of each variant (torch profiler)")
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -131,6 +132,13 @@ def main() -> None:
         ratio = f"{rates[key] / rates['a']:.2f}x" if "a" in rates else "-"
         best = args.batch_size / min(times[key])
         print(f"| ({key}) {variants[key][0]} | {rates[key]:.2f} | {best:.2f} | {ratio} |")
+    if args.profile:
+        for key in args.only:
+            with torch.profiler.profile() as profiler:
+                for index in range(3):
+                    steps[key](variants[key][2][index % len(variants[key][2])])
+            print(f"\n({key}) {variants[key][0]}: 3 steps")
+            print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 if __name__ == "__main__":
