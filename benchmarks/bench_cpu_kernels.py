@@ -9,6 +9,9 @@
 3. One dropout mask over a paper-size hidden state (16 x 109 x 768, bf16): `F.dropout` vs `fast_dropout`.
 4. The encoder's FFN down projection (864 x 3072 -> 768, bf16: 16 barcodes x 54 visible tokens) on 2 threads, on 1
    thread, and computed transposed; and the decoder's (1744 rows) on 2 threads.
+5. Every GEMM of a paper-size training step at batch 16 (forward y = x W^T, input gradient dy W, weight gradient
+   dy^T x, the latter also from operands copied transposed; encoder M = 864 rows, decoder M = 1744) as achieved
+   TFLOP/s, and the bandwidth of autocast's fp32 -> bf16 cast of a hidden state and of a weight.
 """
 
 import statistics
@@ -86,6 +89,26 @@ def main() -> None:
             torch.set_num_threads(threads)
             transposed = median_ms(lambda: torch.addmm(bias[:, None], weight, x.t()))
             print(f"| M = {rows}, {threads} threads, computed transposed (W @ x.T) | {transposed:.2f} |")
+
+    print("\n| bf16 GEMM of a training step (rows x in -> out), TFLOP/s | forward | input grad | weight grad | weight "
+          "grad, operands already transposed | the same, counting the two transposing copies |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for rows in (864, 1744):
+        for fan_in, fan_out in ((768, 2304), (768, 768), (768, 3072), (3072, 768)):
+            x, dy = torch.randn(rows, fan_in, dtype=torch.bfloat16), torch.randn(rows, fan_out, dtype=torch.bfloat16)
+            weight = torch.randn(fan_out, fan_in, dtype=torch.bfloat16)
+            tera = 2 * rows * fan_in * fan_out / 1e9  # GFLOP per product / ms = TFLOP/s
+            dy_t, x_t = dy.t().contiguous(), x.t().contiguous()
+            products = (lambda: x @ weight.t(), lambda: dy @ weight, lambda: dy.t() @ x, lambda: F.linear(dy_t, x_t),
+                        lambda: F.linear(dy.t().contiguous(), x.t().contiguous()))  # fmt: skip
+            rates = [tera / median_ms(product, 15) for product in products]
+            print(f"| {rows} x {fan_in} -> {fan_out} | " + " | ".join(f"{r:.2f}" for r in rates) + " |")
+
+    print("\n| fp32 -> bf16 cast (autocast) | ms | GB/s moved |\n|---|---:|---:|")
+    for name, shape in (("hidden state 16 x 109 x 768", (16, 109, 768)), ("FFN weight 3072 x 768", (3072, 768))):
+        source = torch.randn(shape)
+        milliseconds = median_ms(lambda: source.to(torch.bfloat16))
+        print(f"| {name} | {milliseconds:.2f} | {source.numel() * 6 / milliseconds / 1e6:.1f} |")
 
 
 if __name__ == "__main__":
