@@ -38,6 +38,11 @@ BAD_SEQUENCE_POLICIES = ("error", "skip")
 _BATCH = 10_000
 
 
+def _check_bad_sequence_policy(on_bad_sequence: str) -> None:
+    if on_bad_sequence not in BAD_SEQUENCE_POLICIES:
+        raise ValueError(f"on_bad_sequence must be one of {BAD_SEQUENCE_POLICIES}, got {on_bad_sequence!r}")
+
+
 def _suffix(path: Path) -> str:
     """The format suffix, ignoring a trailing .gz: "data.tsv.gz" -> ".tsv"."""
     name = path.name.lower()
@@ -162,8 +167,7 @@ def load_barcodes(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"barcode file not found: {path}")
-    if on_bad_sequence not in BAD_SEQUENCE_POLICIES:
-        raise ValueError(f"on_bad_sequence must be one of {BAD_SEQUENCE_POLICIES}, got {on_bad_sequence!r}")
+    _check_bad_sequence_policy(on_bad_sequence)
     splits = [splits] if isinstance(splits, str) else (None if splits is None else list(splits))
     columns = list(dict.fromkeys(columns))
     dataset, found = _raw_dataset(path, cache_dir)
@@ -241,21 +245,16 @@ def validate_sequences(
     A bad sequence is empty or holds a character that is not a nucleotide, IUPAC code, gap or whitespace.
     Returns the (possibly filtered) dataset and the number of rows dropped. Never drops silently.
     """
-    if on_bad_sequence not in BAD_SEQUENCE_POLICIES:
-        raise ValueError(f"on_bad_sequence must be one of {BAD_SEQUENCE_POLICIES}, got {on_bad_sequence!r}")
-    flags = lambda sequences: [_problem(sequence) is not None for sequence in sequences]  # noqa: E731
-    bad = dataset.filter(flags, batched=True, batch_size=_BATCH, input_columns="sequence", desc="Checking barcodes")
+    _check_bad_sequence_policy(on_bad_sequence)
+    is_bad = lambda sequences: [_problem(sequence) is not None for sequence in sequences]  # noqa: E731
+    is_good = lambda sequences: [_problem(sequence) is None for sequence in sequences]  # noqa: E731
+    if on_bad_sequence == "skip":
+        good = dataset.filter(is_good, batched=True, batch_size=_BATCH, input_columns="sequence",
+                              desc="Skipping bad barcodes")  # fmt: skip
+        return good, len(dataset) - len(good)
+    bad = dataset.filter(is_bad, batched=True, batch_size=_BATCH, input_columns="sequence", desc="Checking barcodes")
     if len(bad) == 0:
         return dataset, 0
-    if on_bad_sequence == "skip":
-        good = dataset.filter(
-            lambda sequences: [not flag for flag in flags(sequences)],
-            batched=True,
-            batch_size=_BATCH,
-            input_columns="sequence",
-            desc="Skipping bad barcodes",
-        )
-        return good, len(bad)
     first = bad[0]
     position, character = _problem(first["sequence"])
     where = "record" if _suffix(Path(path)) in FASTA_SUFFIXES else "row"

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from barcode_data import clean_barcode, deduplicate, load_barcodes  # noqa: E402
+from barcode_data import BAD_SEQUENCE_POLICIES, clean_barcode, deduplicate, load_barcodes  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--splits", nargs="+", default=["pretrain", "other_heldout"],
                       help="values of the `split` column to train on; `all` = every row (files without `split`)")
     data.add_argument("--sequence_column", default=None, help="default: dna_barcode, nucleotides or sequence")
-    data.add_argument("--on_bad_sequence", choices=("error", "skip"), default="error",
+    data.add_argument("--on_bad_sequence", choices=BAD_SEQUENCE_POLICIES, default="error",
                       help="a barcode with a non-nucleotide character: stop with an error naming it, or skip it")
     data.add_argument("--validation_size", type=float, default=0.02,
                       help="held-out barcodes: a fraction (<1) or a count (>=1), at most --max_validation_sequences")
@@ -391,6 +391,11 @@ def push_to_hub(args) -> None:
 # ------------------------------------------------------------------------------------------------------------------ main
 
 
+def new_logging_window() -> dict:
+    """Sums over the steps since the last log line (masked-token loss and hits, sequences) and when they began."""
+    return {"loss": 0.0, "correct": 0.0, "masked": 0.0, "sequences": 0, "start": time.perf_counter()}
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
@@ -436,8 +441,9 @@ def main(argv: list[str] | None = None) -> dict:
     model.set_attn_implementation(attn_implementation)  # not saved: the exported model loads with the default (sdpa)
     global_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     learning_rate = args.learning_rate * global_batch / 256 if args.scale_lr else args.learning_rate
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
+    decay, no_decay = [], []  # weight decay on the matrices, not on biases, LayerNorm gains or embeddings
+    for name, parameter in model.named_parameters():
+        (decay if parameter.ndim >= 2 and "embeddings" not in name else no_decay).append(parameter)
     # Fused AdamW: one kernel over all parameters (3x faster than foreach on CPU); not with sharded (FSDP) params.
     fused = accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
     optimizer = torch.optim.AdamW(
@@ -497,7 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
     progress = tqdm(total=max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pretraining", dynamic_ncols=True)  # fmt: skip
     model.train()
-    window = {"loss": 0.0, "correct": 0.0, "masked": 0.0, "sequences": 0, "start": time.perf_counter()}
+    window = new_logging_window()
+    eval_every = args.eval_steps or args.checkpointing_steps
     last_eval = None
     epoch = start_epoch
     while completed_steps < max_steps:
@@ -532,9 +539,8 @@ def main(argv: list[str] | None = None) -> dict:
                 progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['masked_accuracy']:.3f}",
                                      lr=f"{values['lr']:.2e}", seq_s=f"{values['seq_per_s']:.1f}")  # fmt: skip
                 record(values)
-                window = {"loss": 0.0, "correct": 0.0, "masked": 0.0, "sequences": 0, "start": time.perf_counter()}
+                window = new_logging_window()
             checkpoint_now = args.checkpointing_steps > 0 and completed_steps % args.checkpointing_steps == 0
-            eval_every = args.eval_steps or args.checkpointing_steps
             pause = time.perf_counter()
             if (eval_every > 0 and completed_steps % eval_every == 0) or completed_steps == max_steps:
                 last_eval = {"step": completed_steps, **evaluate(model, validation_loader, accelerator)}

@@ -3,7 +3,8 @@
 The original checkpoints are rebuilt here with random weights in the original shapes (transformers `BertModel` /
 `BertForTokenClassification`, vocabulary 4**k + 2, `torch.save` of the training dict with an `argparse.Namespace`,
 a DDP `module.` prefix and optimizer state). The reference embedding is the original pipeline's: the original
-`KmerTokenizer` (reimplemented below) and the mean of the last hidden state over the attention mask.
+`KmerTokenizer` (`convert_original_checkpoint.original_token_ids`, which the converter also checks our tokenizer
+against) and the mean of the last hidden state over the attention mask.
 
 Attention mask of the original (BarcodeBERT / BarcodeMAE `datasets.KmerTokenizer`, `padding=True`): the sequence is
 cut to `max_len` or padded with `N` to `max_len`; the mask is 1 for the first `len(sequence) // k` tokens (all of
@@ -13,7 +14,6 @@ trailing partial k-mer and pads with `[PAD]`, so the attended tokens are the sam
 """
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -24,7 +24,7 @@ import torch
 from transformers import BertConfig, BertForTokenClassification, BertModel
 
 from conftest import REPO, run_clean_python, tiny_config_kwargs
-from convert_original_checkpoint import ConversionError, convert, main
+from convert_original_checkpoint import ConversionError, convert, main, original_token_ids
 from modeling_barcodemae import BarcodeMAEModel
 from tokenization_barcodemae import BarcodeMAETokenizer
 
@@ -35,24 +35,9 @@ ATOL = 1e-5
 # ---- the original pipeline -----------------------------------------------------------------------------------------
 
 
-def original_tokenize(sequence: str, k: int, max_len: int = MAX_LEN) -> tuple[list[int], list[int]]:
-    """KmerTokenizer(k, vocab, stride=k, padding=True, max_len) of the original code, with its torchtext vocabulary:
-    specials [MASK], [UNK], then the k-mers of product("ACGT") (sorted, the same order); default index [UNK]."""
-    vocab = {"".join(kmer): i for i, kmer in enumerate(itertools.product("ACGT", repeat=k), start=2)}
-    att_mask = [1] * (max_len // k)
-    x = sequence
-    if len(x) > max_len:
-        x = x[:max_len]
-    else:
-        att_mask[len(x) // k :] = [0] * (len(att_mask) - len(x) // k)
-        x = x + "N" * (max_len - len(x))
-    tokens = [vocab.get(x[i : i + k], 1) for i in range(0, len(x) - k + 1, k)]
-    return tokens, att_mask
-
-
 def original_embeddings(model, sequences: list[str], k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`single_inference` of the original code, batched: (embeddings, token ids, attention mask)."""
-    ids, masks = zip(*(original_tokenize(sequence, k) for sequence in sequences))
+    ids, masks = zip(*(original_token_ids(sequence, k, MAX_LEN) for sequence in sequences))
     ids, masks = torch.tensor(ids), torch.tensor(masks, dtype=torch.int32)
     with torch.no_grad():
         hidden = model(ids, masks).hidden_states[-1]
