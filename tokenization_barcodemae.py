@@ -1,11 +1,13 @@
-"""BarcodeMAE tokenizer: non-overlapping k-mers of DNA, in the Rust pipeline of `tokenizers`."""
+"""BarcodeMAE tokenizer: non-overlapping k-mers of DNA, in numpy for the common call, else the Rust pipeline."""
 
 import itertools
 import re
 
+import numpy as np
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
-from transformers import PreTrainedTokenizerFast
+from transformers import BatchEncoding, PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
 NUCLEOTIDES = "ACGT"
 AMBIGUITY_CODES = "RYSWKMBDHVN"  # IUPAC; each is read as N, so a k-mer containing one is [UNK]
@@ -14,7 +16,18 @@ PAD_TOKEN = "[PAD]"  # id 4**k + 2, after the k-mers
 
 _ALLOWED = NUCLEOTIDES + "U" + AMBIGUITY_CODES
 _INVALID_CHARACTER = re.compile(rf"[^{_ALLOWED}{_ALLOWED.lower()}\s.\-]")
-_REMOVED_CHARACTERS = str.maketrans("", "", " \t\n\r\v\f.-")  # what the normaliser removes
+_GAPS_AND_WHITESPACE = " \t\n\r\v\f.-"  # the ASCII characters the normaliser removes
+_REMOVED_CHARACTERS = str.maketrans("", "", _GAPS_AND_WHITESPACE)
+
+# The numpy path reads a batch joined by NUL as bytes and translates each byte to a code: A C G T/U (either case)
+# 0-3, an ambiguity code 4, the separator 5, anything else 6 (a sequence with such a character goes to Rust).
+_AMBIGUOUS, _SEPARATOR, _OTHER = 4, 5, 6
+_BYTE_CODE = {
+    character: code
+    for code, characters in enumerate(("Aa", "Cc", "Gg", "TtUu", AMBIGUITY_CODES + AMBIGUITY_CODES.lower(), "\0"))
+    for character in characters
+}
+_BYTE_CODES = bytes(_BYTE_CODE.get(chr(byte), _OTHER) for byte in range(256))  # a `bytes.translate` table
 
 
 def kmer_vocabulary(k: int) -> dict[str, int]:
@@ -53,6 +66,10 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
     `T`, IUPAC ambiguity codes read as `N`; a k-mer containing `N` is `[UNK]`; a trailing partial k-mer is dropped.
     No CLS/SEP tokens (BarcodeMAE pools by mean).
 
+    The common call (str or list of str, padding and truncation on the right or none, tensors or lists) is computed
+    in numpy, with the ids the Rust pipeline of `tokenizers` gives; every other call, and every batch holding a
+    character other than ASCII nucleotide codes, gaps and whitespace, runs the Rust pipeline.
+
     Args:
         k_mer: k-mer length.
         max_sequence_length: nucleotides per sequence; `model_max_length` is `max_sequence_length // k_mer` tokens.
@@ -81,14 +98,90 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
         super().__init__(k_mer=k_mer, max_sequence_length=max_sequence_length, strict=strict, **kwargs)
 
     def _encode_plus(self, text, text_pair=None, is_split_into_words=False, **kwargs):
+        """Every call ends here: the numpy path where it applies, else the strict check, Rust pipeline, length check."""
         if text_pair is not None or is_split_into_words:
             raise ValueError("BarcodeMAETokenizer encodes single DNA sequences given as strings, not pairs or words")
+        encoding = self._encode_in_numpy(text, **kwargs)
+        if encoding is not None:
+            return encoding
         sequences = [text] if isinstance(text, str) else list(text)
         if self.strict:
             self._check_characters(sequences)
         encoding = super()._encode_plus(sequences if not isinstance(text, str) else text, **kwargs)
-        self._check_not_empty(sequences)
+        self._check_not_empty([len(sequence.translate(_REMOVED_CHARACTERS)) for sequence in sequences])
         return encoding
+
+    def _encode_in_numpy(
+        self, text, padding_strategy, truncation_strategy, max_length, pad_to_multiple_of=None, padding_side=None,
+        return_tensors=None, return_attention_mask=None, verbose=True, add_special_tokens=True, stride=0,
+        split_special_tokens=None, **features,
+    ) -> BatchEncoding | None:
+        """The Rust pipeline's result for the common call, computed in numpy; None where the Rust pipeline must run.
+
+        Taken for a str or a list/tuple of str whose characters are all ASCII nucleotides, ambiguity codes, gaps or
+        whitespace, padded on the right (or not at all), truncated on the right (or not at all), without the
+        features only the Rust pipeline has (`features`: offsets, overflowing tokens, special-tokens mask, lengths,
+        token type ids). Anything else, including every input that raises a character error, goes to Rust.
+        `add_special_tokens`, `stride` and `split_special_tokens` change nothing here: the pipeline adds no special
+        tokens, a stride only acts on overflowing tokens, and a special token's text (`[MASK]`) goes to Rust.
+        The result has no `encodings` (the Rust `Encoding` objects behind `tokens()`, `word_ids()`, ...).
+        """
+        sequences = [text] if isinstance(text, str) else text
+        if (
+            not isinstance(sequences, (list, tuple)) or not sequences or any(features.values())
+            or (padding_side or self.padding_side) != "right" or self.truncation_side != "right"
+            or truncation_strategy == TruncationStrategy.ONLY_SECOND
+        ):
+            return None
+        try:
+            joined = "\0".join(sequences).encode("ascii")
+        except (TypeError, UnicodeEncodeError):  # not all str, or a non-ASCII character
+            return None
+        codes = joined.translate(_BYTE_CODES, _GAPS_AND_WHITESPACE.encode())
+        parts = codes.split(bytes([_SEPARATOR]))
+        if len(parts) != len(sequences) or bytes([_OTHER]) in codes:  # a NUL or another character Rust must read
+            return None
+
+        lengths = list(map(len, parts))  # nucleotides, without whitespace and gaps
+        tokens = np.array(lengths) // self.k_mer
+        if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None:
+            np.minimum(tokens, max_length, out=tokens)
+        width = {
+            PaddingStrategy.DO_NOT_PAD: 0, PaddingStrategy.LONGEST: tokens.max(), PaddingStrategy.MAX_LENGTH: max_length
+        }[padding_strategy]
+        if pad_to_multiple_of and padding_strategy != PaddingStrategy.DO_NOT_PAD:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        row_lengths = np.maximum(tokens, width)  # rows longer than a fixed max_length stay longer, as in Rust
+        ragged = row_lengths.min() != row_lengths.max()
+        if ragged and return_tensors is not None:
+            return None  # Rust's path raises transformers' error about tensors of unequal lengths
+        self._check_not_empty(lengths)
+
+        # Each sequence's codes cut or padded (with A) to the longest row, then each k-mer read as a base-4 number:
+        # itertools.product order, the order of `kmer_vocabulary`. Ambiguity codes make [UNK], padding [PAD].
+        span = int(row_lengths.max()) * self.k_mer
+        bases = np.frombuffer(b"".join([part[:span].ljust(span, b"\0") for part in parts]), np.uint8)
+        kmers = bases.reshape(len(parts), -1, self.k_mer)
+        ids = np.zeros(kmers.shape[:2], np.int64)
+        for position in range(self.k_mer):
+            ids <<= 2
+            ids |= kmers[:, :, position]
+        ids += len(SPECIAL_TOKENS)
+        ids.reshape(-1)[np.flatnonzero(bases == _AMBIGUOUS) // self.k_mer] = self.unk_token_id
+        attention_mask = np.arange(ids.shape[1]) < tokens[:, None]
+        ids[~attention_mask] = self.pad_token_id
+        self._eventual_warn_about_too_long_sequence(ids[0], max_length, verbose)  # the longest row's length
+
+        encoded = {"input_ids": ids}
+        if return_attention_mask or (return_attention_mask is None and "attention_mask" in self.model_input_names):
+            encoded["attention_mask"] = attention_mask.astype(np.int64)
+        if return_tensors is None:
+            for key, array in encoded.items():
+                rows = array.tolist()
+                if ragged:
+                    rows = [row[:length] for row, length in zip(rows, row_lengths.tolist())]
+                encoded[key] = rows if isinstance(text, (list, tuple)) else rows[0]
+        return BatchEncoding(encoded, tensor_type=return_tensors, n_sequences=1)
 
     def _check_characters(self, sequences: list[str]) -> None:
         for index, sequence in enumerate(sequences):
@@ -103,9 +196,9 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
                     "pass strict=False to read the k-mers that contain it as [UNK]"
                 )
 
-    def _check_not_empty(self, sequences: list[str]) -> None:
-        for index, sequence in enumerate(sequences):
-            length = len(sequence.translate(_REMOVED_CHARACTERS))
+    def _check_not_empty(self, lengths: list[int]) -> None:
+        """Raise for the first sequence with fewer than k nucleotides (`lengths`: without whitespace and gaps)."""
+        for index, length in enumerate(lengths):
             if length < self.k_mer:
                 raise ValueError(
                     f"sequence {index} has no complete {self.k_mer}-mer (length without whitespace and gaps: {length})"

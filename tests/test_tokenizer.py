@@ -1,9 +1,11 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
+from conftest import run_clean_python
 
-from tokenization_barcodemae import BarcodeMAETokenizer, kmer_vocabulary
+from tokenization_barcodemae import AMBIGUITY_CODES, BarcodeMAETokenizer, kmer_vocabulary
 
 PAD_ID_K6 = 4**6 + 2
 
@@ -90,3 +92,108 @@ def test_save_load_round_trip(tmp_path):
     assert reloaded.model_max_length == 100 and reloaded.pad_token_id == 4**5 + 2
     sequence = "acgtx" * 30
     assert reloaded(sequence)["input_ids"] == tokenizer(sequence)["input_ids"]
+
+
+# ---- the numpy path gives what the Rust pipeline gives --------------------------------------------------------------
+
+
+class RustPipelineTokenizer(BarcodeMAETokenizer):
+    """The tokenizer with its numpy path turned off: every call runs the Rust pipeline."""
+
+    def _encode_in_numpy(self, *args, **kwargs):
+        return None
+
+
+def outcome(tokenizer, inputs, **kwargs):
+    """What a call gives, comparable across the two paths: each output's type, dtype and values, or the error."""
+    try:
+        encoded = tokenizer(inputs, **kwargs)
+    except Exception as error:  # noqa: BLE001 - the two paths must raise the same
+        return type(error).__name__, str(error)
+    return {
+        key: (type(value).__name__, str(getattr(value, "dtype", "")),
+              [row.tolist() if isinstance(row, np.ndarray) else row for row in value.tolist()]
+              if isinstance(value, (np.ndarray, torch.Tensor)) else value)
+        for key, value in encoded.items()
+    }
+
+
+CALLS = [
+    {},
+    dict(padding=True, truncation=True, return_tensors="pt"),
+    dict(padding=True, truncation=True),
+    dict(padding="max_length", truncation=True, return_tensors="np"),
+    dict(padding="longest", truncation=True, max_length=4, return_tensors="pt"),
+    dict(padding="max_length", max_length=4),  # rows longer than max_length are not truncated
+    dict(truncation=True, max_length=3),
+    dict(padding=True, pad_to_multiple_of=8, return_tensors="np"),
+    dict(return_tensors="pt"),
+    dict(padding=True, return_attention_mask=False, return_tensors="pt"),
+]
+EDGE_CASES = [
+    "ACGTACGGGGGGTTTTTTCA",  # partial trailing k-mer
+    ["acgtac gggggg\nttttTT\r\n", "ACG-TAC..GGGGGG\tTT\vTT\fTT"],  # case, whitespace, gaps
+    ["ACGUACGGGGGGUUUUUU", "acguacggggggtttttt"],  # RNA
+    [f"AAAAA{code}CCCCCCGGG" for code in AMBIGUITY_CODES + AMBIGUITY_CODES.lower()],
+    ["ACGT" * 300, "ACGTAC"],  # over-long
+    ["ACGTACGT"],  # batch of one
+    ("ACGTACGT", "GGGGGGAAAAAA"),  # a tuple
+    ["ACGTACGT", ""], ["ACGTACGT", "ACG"], " \n-- ",  # no complete k-mer
+    ["ACGTACGT", "ACGTAC", "ACGTXACGT"], "ACGTAC1", ">seq1 ACGTAC", "ACGT[MASK]ACGTAC",  # not DNA
+    "ACGTAC\x00ACGTAC", "ACGTAC\x1cACGTAC", "ACGTACé", "ACGTAC\u00a0ACGTAC",  # NUL, non-ASCII: through Rust
+    ["ACGTACGT", 7],
+]
+
+
+@pytest.mark.parametrize("call", CALLS, ids=lambda call: ",".join(f"{key}={value}" for key, value in call.items()))
+def test_numpy_path_equals_rust_pipeline_on_edge_cases(call):
+    for strict, k in ((True, 6), (False, 4)):
+        fast, rust = BarcodeMAETokenizer(k_mer=k, strict=strict), RustPipelineTokenizer(k_mer=k, strict=strict)
+        for inputs in EDGE_CASES:
+            assert outcome(fast, inputs, **call) == outcome(rust, inputs, **call), (strict, k, inputs)
+
+
+def test_numpy_path_equals_rust_pipeline_on_all_fixture_barcodes(fixture_metadata):
+    barcodes = list(fixture_metadata.dna_barcode)
+    fast, rust = BarcodeMAETokenizer(), RustPipelineTokenizer()
+    for call in CALLS[:4]:
+        assert outcome(fast, barcodes, **call) == outcome(rust, barcodes, **call), call
+    assert fast(barcodes, padding=True, truncation=True).encodings is None  # the numpy path ran
+    assert rust(barcodes[:2], padding=True, truncation=True).encodings is not None
+
+
+def test_uncommon_calls_run_the_rust_pipeline(barcodes):
+    tokenizer = BarcodeMAETokenizer(strict=False)
+    for inputs, call in [
+        (barcodes[:2], dict(return_offsets_mapping=True)),
+        (barcodes[:2], dict(padding=True, padding_side="left")),
+        (barcodes[:2], dict(return_length=True)),
+        (["ACGTXACGT"], {}),  # a character only Rust reads
+        (["ACGTAC\u00a0ACGTAC"], {}),  # Unicode whitespace, which Rust removes
+    ]:
+        encoded = tokenizer(inputs, **call)
+        assert encoded.encodings is not None, (inputs, call)
+        assert encoded["input_ids"] == RustPipelineTokenizer(strict=False)(inputs, **call)["input_ids"]
+    left = BarcodeMAETokenizer(truncation_side="left")
+    assert left(barcodes, truncation=True).encodings is not None
+    assert outcome(left, barcodes, truncation=True) == outcome(RustPipelineTokenizer(truncation_side="left"), barcodes,
+                                                               truncation=True)
+
+
+def test_saved_tokenizer_loads_through_auto_tokenizer_and_takes_the_numpy_path(tmp_path, barcodes):
+    tokenizer = BarcodeMAETokenizer()
+    tokenizer.save_pretrained(tmp_path / "folder")
+    expected = RustPipelineTokenizer()(barcodes, padding=True, truncation=True, return_tensors="np")
+    np.save(tmp_path / "sequences.npy", np.array(barcodes))
+    code = f"""
+import numpy as np
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained({str(tmp_path / "folder")!r}, trust_remote_code=True)
+assert type(tokenizer).__name__ == "BarcodeMAETokenizer" and tokenizer.is_fast
+sequences = list(np.load({str(tmp_path / "sequences.npy")!r}))
+encoded = tokenizer(sequences, padding=True, truncation=True, return_tensors="np")
+assert encoded.encodings is None  # no Rust Encoding objects: the numpy path ran
+np.save("input_ids.npy", encoded["input_ids"])
+"""
+    run_clean_python(code, tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "user" / "input_ids.npy"), expected["input_ids"])
