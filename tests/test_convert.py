@@ -24,7 +24,8 @@ import torch
 from transformers import BertConfig, BertForTokenClassification, BertModel
 
 from conftest import REPO, run_clean_python, tiny_config_kwargs
-from convert_original_checkpoint import ConversionError, convert, main, original_token_ids
+from barcodemae.convert import ConversionError, convert, original_token_ids
+from convert_original_checkpoint import main
 from modeling_barcodemae import BarcodeMAEModel
 from tokenization_barcodemae import BarcodeMAETokenizer
 
@@ -135,6 +136,7 @@ def test_converted_embeddings_match_original(tmp_path, probe_barcodes, capsys, k
     assert torch.count_nonzero(model.embeddings.word_embeddings.weight[4**k + 2]) == 0  # the appended [PAD] row
 
 
+@pytest.mark.slow
 def test_clean_reload_with_automodel(tmp_path, probe_barcodes):
     """The one command, run as a user would, then AutoModel + trust_remote_code in a fresh offline interpreter."""
     source = tmp_path / "barcodebert.pt"
@@ -287,5 +289,6 @@ def test_out_dir_not_overwritten(tmp_path, capsys):
     make_original_checkpoint(tmp_path / "ckpt.pt", "barcodemae", 4)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
-    assert main([str(tmp_path / "ckpt.pt"), str(tmp_path / "out"), "--no-verify"]) == 1
-    assert "--force" in capsys.readouterr().err and (tmp_path / "out" / "keep.txt").exists()
+    assert main([str(tmp_path / "ckpt.pt"), str(tmp_path / "out"), "--no-verify"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1 and "--force" in error and (tmp_path / "out" / "keep.txt").exists()

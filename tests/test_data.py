@@ -1,11 +1,13 @@
-"""barcode_data: every input format, row numbers, strings-only metadata, and every error message."""
+"""barcodemae.data: every input format, row numbers, strings-only metadata, and every error message."""
 
 import gzip
 import logging
 
+import datasets
 import pytest
 
-from barcode_data import clean_barcode, deduplicate, load_barcodes, validate_sequences
+from barcodemae.data import clean_barcode, deduplicate, load_barcodes, prepare_barcodes, validate_sequences
+from barcodemae.errors import UserError
 
 LABELS = ["split", "species", "genus", "dna_bin", "processid"]
 
@@ -119,6 +121,22 @@ def test_unknown_split_lists_present(fixture_path, cache):
         load_barcodes(fixture_path, splits=["pretrain", "pretraining"], cache_dir=cache)
 
 
+@pytest.mark.parametrize("name", ["empty.csv", "empty.tsv", "empty.csv.gz", "empty.fasta", "empty.parquet"])
+def test_empty_file_names_the_file(tmp_path, cache, name):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(b"") if name.endswith(".gz") else b"")
+    with pytest.raises(UserError, match=rf"{name.replace('.', '[.]')}: the file is empty"):
+        load_barcodes(path, cache_dir=cache)
+
+
+def test_prepare_cleans_then_deduplicates(tmp_path, cache):
+    path = tmp_path / "prepare.csv"
+    path.write_text("dna_barcode,processid\nACGTACGTNN,a\nACGTACGT,b\nACG,c\nnnnn,d\nCCCCCCCC,e\n")
+    prepared, too_short = prepare_barcodes(load_barcodes(path, columns=["processid"], cache_dir=cache), min_length=6)
+    assert too_short == 2  # "ACG" and "nnnn" (empty once the trailing N are stripped)
+    assert prepared["processid"] == ["a", "e"] and prepared["sequence"] == ["ACGTACGT", "CCCCCCCC"]
+
+
 def test_empty_selection(tmp_path, cache):
     path = tmp_path / "header_only.csv"
     path.write_text("dna_barcode,split\n")
@@ -158,14 +176,15 @@ def test_skip_drops_and_reports_count(tmp_path, rows, cache, caplog):
     frame.loc[[3, 5], "dna_barcode"] = ["ACGT#ACGT", ""]
     path = tmp_path / "skip.csv"
     frame.to_csv(path, index=False)
-    with caplog.at_level(logging.WARNING, logger="barcode_data"):
+    with caplog.at_level(logging.WARNING, logger="barcodemae.data"):
         dataset = load_barcodes(path, on_bad_sequence="skip", cache_dir=cache)
     assert len(dataset) == 38 and 4 not in dataset["row"] and 6 not in dataset["row"]
     assert "skipped 2 rows" in caplog.text
     with pytest.raises(ValueError, match="on_bad_sequence"):
         load_barcodes(path, on_bad_sequence="ignore", cache_dir=cache)
-    _, skipped = validate_sequences(dataset, path)
-    assert skipped == 0
+    raw = datasets.Dataset.from_dict({"sequence": list(frame.dna_barcode.fillna("")), "row": list(range(1, 41))})
+    kept, skipped = validate_sequences(raw, path, on_bad_sequence="skip")
+    assert skipped == 2 and kept["row"] == dataset["row"]
 
 
 def test_clean_barcode():

@@ -1,4 +1,4 @@
-"""evaluate_probes.py: the BIOSCAN-5M frozen-feature protocol on the fixture, with a tiny random model and k-mers."""
+"""barcodemae.protocol (evaluate_probes.py): the BIOSCAN-5M frozen-feature protocol on the fixture, tiny model and k-mers."""
 
 import json
 import os
@@ -10,7 +10,12 @@ import pytest
 import torch
 from conftest import REPO, tiny_config_kwargs
 
-import evaluate_probes as probes
+import barcodemae.encoders as encoders
+from barcodemae import protocol as probes
+from barcodemae.cache import EmbeddingCache
+from barcodemae.data import load_splits
+from barcodemae.encoders import embed_sequences, kmer_embeddings
+from barcodemae.neighbours import nearest_neighbour, nearest_neighbours
 from configuration_barcodemae import BarcodeMAEConfig
 from modeling_barcodemae import BarcodeMAEModel, masked_mean
 from tokenization_barcodemae import BarcodeMAETokenizer
@@ -61,22 +66,27 @@ def _numbers(metrics: dict) -> list[float]:
     return values
 
 
-def test_every_metric_in_unit_interval(protocol_runs, tiny_model_dir):
-    output, report = protocol_runs[0]
-    assert list(report["results"]) == ["kmer:4", str(tiny_model_dir)]
-    for metrics in report["results"].values():
-        for task in ("species_linear_probe", "species_1nn", "genus_1nn_unseen", "family_1nn_unseen", "order_1nn_unseen"):
-            for name in ("accuracy", "balanced_accuracy", "macro_f1"):
-                assert 0.0 <= metrics[task][name] <= 1.0, (task, name)
-        assert -0.05 <= metrics["bin_reconstruction"]["ami"] <= 1.0  # AMI is chance-adjusted: ~0 can dip below
-        assert 0.0 <= metrics["harmonic_mean"] <= 1.0
-        assert metrics["bin_reconstruction"]["n_bins"] > 1
-    # k-mers are a strong baseline: far above chance on the fixture
+def test_1nn_metrics_match_sklearn(protocol_runs, fixture_path):
+    """The protocol's 1-NN numbers equal scikit-learn's cosine 1-NN classifier on the same embeddings."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    _, report = protocol_runs[0]
+    splits = load_splits(fixture_path, ["train", "test", "test_unseen"])
+    train, unseen = splits["train"], splits["test_unseen"]
+    keys, queries = (np.flatnonzero(split.labels["genus"] != "") for split in (train, unseen))
+    classifier = KNeighborsClassifier(n_neighbors=1, metric="cosine", algorithm="brute")
+    classifier.fit(kmer_embeddings(train.sequences, 4)[keys], train.labels["genus"][keys])
+    predicted = classifier.predict(kmer_embeddings(unseen.sequences, 4)[queries])
+    truth = unseen.labels["genus"][queries]
+    metrics = report["results"]["kmer:4"]["genus_1nn_unseen"]
+    assert metrics["n_queries"] == len(queries) and metrics["n_classes"] == len(set(truth))
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, predicted))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(truth, predicted, average="macro", zero_division=0))
+    # k-mers are a strong baseline: far above chance on the fixture; the splits were deduplicated by barcode
     assert report["results"]["kmer:4"]["species_linear_probe"]["accuracy"] > 0.5
-    assert report["results"]["kmer:4"]["genus_1nn_unseen"]["accuracy"] > 0.3
-    # the splits were deduplicated by barcode
-    splits = report["data"]["splits"]
-    assert splits["train"]["unique_barcodes"] < splits["train"]["rows"] == 700
+    assert report["data"]["splits"]["train"]["unique_barcodes"] < report["data"]["splits"]["train"]["rows"] == 700
 
 
 def test_deterministic_across_runs(protocol_runs):
@@ -98,35 +108,45 @@ def test_outputs_written(protocol_runs):
     assert len(list((output / "cache").glob("*.npy"))) == 6  # 2 models x 3 splits
 
 
-def test_cache_reused_and_keyed_by_weights(tiny_model_dir, fixture_path, tmp_path, monkeypatch):
+def test_cache_reused_and_keyed_by_weights(tiny_model_dir, barcodes, tmp_path, monkeypatch):
     model = BarcodeMAEModel.from_pretrained(tiny_model_dir)
     tokenizer = BarcodeMAETokenizer()
     calls = []
-    original = probes.embed_sequences
-    monkeypatch.setattr(probes, "embed_sequences", lambda *a, **k: calls.append(1) or original(*a, **k))
-    splits = probes.load_splits(fixture_path, ["train", "test", "test_unseen"])
-    settings = probes.ProtocolSettings()
-    cache = probes.EmbeddingCache(tmp_path)
-    first = probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
-    assert len(calls) == 3
-    again = probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
-    assert len(calls) == 3  # all from the cache
-    np.testing.assert_array_equal(first[0][1]["test"], again[0][1]["test"])
+    original = encoders.embed_sequences
+    monkeypatch.setattr(encoders, "embed_sequences", lambda *a, **k: calls.append(1) or original(*a, **k))
+    cache = EmbeddingCache(tmp_path)
+    encoder = encoders.from_model("tiny", model, tokenizer)
+    first = cache.embed_layers(encoder, barcodes)
+    assert len(calls) == 1
+    again = cache.embed_layers(encoders.from_model("tiny", model, tokenizer), barcodes)
+    assert len(calls) == 1  # from the cache
+    np.testing.assert_array_equal(first, again)
+    cache.embed_layers(encoder, barcodes[:-1])
+    assert len(calls) == 2  # other sequences: new key
     with torch.no_grad():
         model.encoder.layer[0].output.dense.bias.add_(0.01)
-    probes._embed_model(("tiny", model, tokenizer), splits, settings, cache, progress=False)
-    assert len(calls) == 6  # new weights: new key
-    probes._embed_model(("tiny", model, tokenizer), splits, probes.ProtocolSettings(layer=1), cache, progress=False)
-    assert len(calls) == 9  # new option: new key
+    cache.embed_layers(encoders.from_model("tiny", model, tokenizer), barcodes)
+    assert len(calls) == 3  # new weights: new key
+    cache.embed_layers(encoders.from_model("tiny", model, tokenizer, layer=1), barcodes)
+    assert len(calls) == 4  # new option: new key
 
 
 def test_nearest_neighbour_finds_exact_match(fixture_path):
-    splits = probes.load_splits(fixture_path, ["train"])
-    keys = probes.kmer_embeddings(splits["train"].sequences, 5)
+    splits = load_splits(fixture_path, ["train"])
+    keys = kmer_embeddings(splits["train"].sequences, 5)
     rows = np.arange(0, len(keys), 7)
-    np.testing.assert_array_equal(probes.nearest_neighbour(keys, keys[rows], chunk_size=16), rows)
+    np.testing.assert_array_equal(nearest_neighbour(keys, keys[rows], chunk_size=16), rows)
     random_keys = np.random.default_rng(0).normal(size=(500, 24)).astype(np.float32)
-    np.testing.assert_array_equal(probes.nearest_neighbour(random_keys, random_keys[::-3] * 5.0), np.arange(500)[::-3])
+    np.testing.assert_array_equal(nearest_neighbour(random_keys, random_keys[::-3] * 5.0), np.arange(500)[::-3])
+
+
+def test_k_nearest_neighbours_match_brute_force():
+    rng = np.random.default_rng(1)
+    keys, queries = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(50, 16)).astype(np.float32)
+    indices, similarities = nearest_neighbours(keys, queries, k=4, chunk_size=7)
+    cosine = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ (keys / np.linalg.norm(keys, axis=1, keepdims=True)).T
+    np.testing.assert_array_equal(indices, np.argsort(-cosine, axis=1)[:, :4])
+    np.testing.assert_allclose(similarities, np.take_along_axis(cosine, indices, 1), atol=1e-5)
 
 
 def test_perfect_clustering_has_ami_one():
@@ -145,7 +165,7 @@ def test_harmonic_mean():
 
 
 def test_kmer_embeddings():
-    vectors = probes.kmer_embeddings(["ACGTA", "acgNA", "AC"], 2)
+    vectors = kmer_embeddings(["ACGTA", "acgNA", "AC"], 2)
     index = {kmer: i for i, kmer in enumerate(a + b for a in "ACGT" for b in "ACGT")}
     assert vectors.shape == (3, 16)
     expected = np.zeros(16)
@@ -161,11 +181,11 @@ def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
     model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
     tokenizer = BarcodeMAETokenizer()
     short, long = barcodes[0][:200], barcodes[1]
-    batched = probes.embed_sequences(model, tokenizer, [long, short], batch_size=2, progress=False)
-    alone = probes.embed_sequences(model, tokenizer, [short], batch_size=1, progress=False)
+    batched = embed_sequences(model, tokenizer, [long, short], batch_size=2, progress=False)
+    alone = embed_sequences(model, tokenizer, [short], batch_size=1, progress=False)
     np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
     # layer choice, and all layers in one pass, agree with the model's own pooling
-    every = probes.embed_sequences(model, tokenizer, barcodes[:5], layers=[0, 1, 2], progress=False)
+    every = embed_sequences(model, tokenizer, barcodes[:5], layers=[0, 1, 2], progress=False)
     assert every.shape == (3, 5, 32)
     encoded = tokenizer(barcodes[:5], padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():
@@ -173,17 +193,17 @@ def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
     for layer in range(3):
         expected = masked_mean(output.hidden_states[layer], encoded["attention_mask"]).numpy()
         np.testing.assert_allclose(every[layer], expected, atol=1e-5)
-        single = probes.embed_sequences(model, tokenizer, barcodes[:5], layers=layer, progress=False)
+        single = embed_sequences(model, tokenizer, barcodes[:5], layers=layer, progress=False)
         np.testing.assert_allclose(single, expected, atol=1e-5)
-    np.testing.assert_allclose(probes.embed_sequences(model, tokenizer, barcodes[:5], progress=False), every[2], atol=1e-6)
+    np.testing.assert_allclose(embed_sequences(model, tokenizer, barcodes[:5], progress=False), every[2], atol=1e-6)
     # reading frames: the mean over start offsets 0..k-1
-    frames = probes.embed_sequences(model, tokenizer, barcodes[:3], reading_frames=True, progress=False)
+    frames = embed_sequences(model, tokenizer, barcodes[:3], reading_frames=True, progress=False)
     manual = np.mean(
-        [probes.embed_sequences(model, tokenizer, [s[i:] for s in barcodes[:3]], progress=False) for i in range(6)], 0
+        [embed_sequences(model, tokenizer, [s[i:] for s in barcodes[:3]], progress=False) for i in range(6)], 0
     )
     np.testing.assert_allclose(frames, manual, atol=1e-5)
     # bf16 autocast stays close to fp32
-    bf16 = probes.embed_sequences(model, tokenizer, barcodes[:5], precision="bf16", progress=False)
+    bf16 = embed_sequences(model, tokenizer, barcodes[:5], precision="bf16", progress=False)
     cosine = (bf16 * every[2]).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(every[2], axis=1)
     assert cosine.min() > 0.99
 
@@ -198,10 +218,11 @@ def test_all_layers_rows(tiny_model_dir, fixture_path):
     assert _numbers(default["results"][str(tiny_model_dir)]) == _numbers(report["results"][f"{tiny_model_dir}@2"])
 
 
-def test_unknown_model_path(fixture_path, tmp_path):
-    missing = tmp_path / "no_such_model"
+def test_unknown_model_path_fails_before_writing(fixture_path, tmp_path):
+    missing, output = tmp_path / "no_such_model", tmp_path / "probes"
     with pytest.raises(FileNotFoundError, match="no_such_model.*kmer:K"):
-        probes.evaluate([str(missing)], fixture_path, None, progress=False)
+        probes.evaluate(["kmer:3", str(missing)], fixture_path, output, progress=False)
+    assert not output.exists()  # the models are checked before the output folder is made
     with pytest.raises(FileNotFoundError, match="no config.json"):
         probes.evaluate([str(tmp_path)], fixture_path, None, progress=False)
 
@@ -234,6 +255,7 @@ def test_empty_query_set(fixture_metadata, tmp_path):
         probes.evaluate(["kmer:3"], path, None, progress=False, **FAST)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, fixture_path):
     output = tmp_path / "out"
     command = [sys.executable, str(REPO / "evaluate_probes.py"), "--models", "kmer:2", "kmer:3",

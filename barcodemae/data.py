@@ -1,0 +1,355 @@
+"""Reading DNA barcode files, and preparing them the same way everywhere (training, embedding, the protocol).
+
+    dataset = load_barcodes("BIOSCAN_5M_Insect_Dataset_metadata.csv", splits=["pretrain", "other_heldout"],
+                            columns=["species", "genus"])
+    dataset[0]  # {"sequence": "AACATTATATTT...", "row": 1, "species": "", "genus": "Ablabesmyia"}
+
+Formats: CSV / TSV (optionally .gz; the BIOSCAN-5M metadata CSV, BOLD TSV exports), parquet, FASTA (.fa, .fasta,
+.fas, .fna, optionally .gz). Everything goes through `datasets` (Arrow files, memory-mapped and cached), so even the
+5.15M-row BIOSCAN-5M file never sits in Python memory. Every value comes back as a string, and an empty string means
+unknown: "" and "NA" stay what they are, never NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+
+from configuration_barcodemae import BarcodeMAEConfig
+from tokenization_barcodemae import find_invalid_character
+
+from barcodemae.errors import UserError, UserFileNotFoundError
+
+logger = logging.getLogger(__name__)
+
+SEQUENCE_COLUMNS = ("dna_barcode", "nucleotides", "sequence")  # auto-detected, in this order
+FASTA_SUFFIXES = (".fa", ".fasta", ".fas", ".fna")
+BAD_SEQUENCE_POLICIES = ("error", "skip")
+_BATCH = 10_000
+MAX_NUCLEOTIDES = BarcodeMAEConfig().max_sequence_length  # 660: the paper's; nucleotides kept per barcode
+
+
+def _check_bad_sequence_policy(on_bad_sequence: str) -> None:
+    if on_bad_sequence not in BAD_SEQUENCE_POLICIES:
+        raise UserError(f"on_bad_sequence must be one of {BAD_SEQUENCE_POLICIES}, got {on_bad_sequence!r}")
+
+
+def _suffix(path: Path) -> str:
+    """The format suffix, ignoring a trailing .gz: "data.tsv.gz" -> ".tsv"."""
+    name = path.name.lower()
+    name = name[:-3] if name.endswith(".gz") else name
+    return Path(name).suffix
+
+
+def clean_barcode(sequence: str | None, max_length: int = MAX_NUCLEOTIDES) -> str:
+    """Upper-case, drop whitespace and alignment gaps, strip trailing N, keep the first `max_length` nucleotides."""
+    sequence = "".join((sequence or "").split()).replace("-", "").replace(".", "").upper().rstrip("N")
+    return sequence[:max_length].rstrip("N")
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)
+
+
+def _read_header(path: Path, delimiter: str) -> list[str]:
+    """The column names; raises if the file has no data row."""
+    try:
+        head = pd.read_csv(path, sep=delimiter, nrows=1, quoting=3 if delimiter == "\t" else 0, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty (no header, no rows)") from None
+    if len(head) == 0:
+        raise UserError(f"{path}: no data rows (only a header: {', '.join(head.columns)}): the selection is empty")
+    return list(head.columns)
+
+
+def _sniff_delimiter(path: Path) -> str:
+    if _suffix(path) in (".tsv", ".tab"):
+        return "\t"
+    if _suffix(path) == ".csv":
+        return ","
+    # .txt and anything else (BOLD exports are tab-separated .txt/.tsv): look at the header line.
+    with _open_text(path) as handle:
+        header = handle.readline()
+    return "\t" if header.count("\t") > header.count(",") else ","
+
+
+def _fasta_records(path: str, mtime: float, size: int):
+    """(processid, sequence) per FASTA record; the id is the header's first word, up to a `|` (BOLD headers)."""
+    del mtime, size  # only part of the cache key: a changed file is read again
+    header, chunks = None, []
+    with _open_text(Path(path)) as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith(">"):
+                if header is not None:
+                    yield {"processid": header, "sequence": "".join(chunks)}
+                words = line[1:].split()
+                header, chunks = (words[0].split("|")[0] if words else ""), []
+            elif line:
+                chunks.append(line)
+    if header is not None:
+        yield {"processid": header, "sequence": "".join(chunks)}
+
+
+def _raw_dataset(path: Path, cache_dir: str | None) -> tuple[datasets.Dataset, list[str]]:
+    """The file as a Dataset of its own columns (all strings for text formats), and the list of its columns."""
+    suffix = _suffix(path)
+    if suffix in FASTA_SUFFIXES:
+        with _open_text(path) as handle:
+            first = next((line for line in handle if line.strip()), "")
+        if not first.strip():
+            raise UserError(f"{path}: the file is empty (no FASTA record)")
+        if not first.startswith(">"):
+            raise UserError(f"{path}: not a FASTA file (the first line is not a '>' header): {first[:60]!r}")
+        stat = path.stat()
+        features = datasets.Features({"processid": datasets.Value("string"), "sequence": datasets.Value("string")})
+        dataset = datasets.Dataset.from_generator(
+            _fasta_records,
+            features=features,
+            gen_kwargs={"path": str(path), "mtime": stat.st_mtime, "size": stat.st_size},
+            cache_dir=cache_dir,
+        )
+        return dataset, ["processid", "sequence"]
+    if suffix == ".parquet":
+        dataset = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
+        return dataset, list(dataset.column_names)
+    delimiter = _sniff_delimiter(path)
+    header = _read_header(path, delimiter)
+    dataset = datasets.load_dataset(
+        "csv",
+        data_files=str(path),
+        split="train",
+        cache_dir=cache_dir,
+        delimiter=delimiter,
+        na_filter=False,  # "" and "NA" stay strings
+        quoting=3 if delimiter == "\t" else 0,  # BOLD TSVs hold unbalanced quotes: no quoting in TSV
+        features=datasets.Features({name: datasets.Value("string") for name in header}),
+    )
+    return dataset, header
+
+
+def _standardise(batch: dict, indices: list[int], sequence_column: str, columns: list[str]) -> dict:
+    out = {"sequence": ["" if value is None else str(value) for value in batch[sequence_column]]}
+    out["row"] = [index + 1 for index in indices]
+    for column in columns:
+        out[column] = ["" if value is None else str(value) for value in batch[column]]
+    return out
+
+
+def load_barcodes(
+    path: str | os.PathLike,
+    splits: list[str] | tuple[str, ...] | str | None = None,
+    sequence_column: str | None = None,
+    columns: list[str] | tuple[str, ...] = (),
+    on_bad_sequence: str = "error",
+    cache_dir: str | None = None,
+    optional_columns: list[str] | tuple[str, ...] = (),
+) -> datasets.Dataset:
+    """Read a barcode file into a Dataset with columns `sequence`, `row` and the requested metadata `columns`.
+
+    Args:
+        path: CSV/TSV (.gz ok), parquet or FASTA (.gz ok) file. FASTA gives a `processid` column (the header id).
+        splits: keep only rows whose `split` column is one of these (None: all rows).
+        sequence_column: the column holding the barcodes; default: the first of `dna_barcode`, `nucleotides`,
+            `sequence` that the file has.
+        columns: metadata columns to keep (e.g. `["split", "species", "genus"]`), as strings, "" = unknown.
+        on_bad_sequence: "error" raises on the first sequence that is empty or holds a character that is not a
+            nucleotide code, gap or whitespace (naming file, row, column and character); "skip" drops those rows
+            and logs how many.
+        cache_dir: `datasets` cache directory (default: the `datasets` default).
+        optional_columns: metadata columns kept when the file has them (after `columns`), skipped otherwise.
+
+    `row` is the 1-based data row of the file (header not counted; the record number for FASTA), for messages.
+    Raises UserFileNotFoundError / UserError (subclasses of FileNotFoundError / ValueError) naming the file, what is
+    missing and what is available.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserFileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty")
+    _check_bad_sequence_policy(on_bad_sequence)
+    splits = [splits] if isinstance(splits, str) else (None if splits is None else list(splits))
+    columns = list(dict.fromkeys(columns))
+    dataset, found = _raw_dataset(path, cache_dir)
+
+    if sequence_column is None:
+        sequence_column = next((name for name in SEQUENCE_COLUMNS if name in found), None)
+        if sequence_column is None:
+            raise UserError(
+                f"{path}: no sequence column: looked for {', '.join(SEQUENCE_COLUMNS)}; the file has the columns "
+                f"{', '.join(found)} (pass sequence_column / --sequence_column)"
+            )
+    elif sequence_column not in found:
+        raise UserError(f"{path}: no column {sequence_column!r}; the file has the columns {', '.join(found)}")
+    missing = [name for name in columns + (["split"] if splits is not None else []) if name not in found]
+    if missing:
+        reason = " (needed to select splits)" if missing == ["split"] and "split" not in columns else ""
+        raise UserError(
+            f"{path}: no column {', '.join(map(repr, missing))}{reason}; the file has the columns {', '.join(found)}"
+        )
+
+    columns += [name for name in optional_columns if name in found and name not in columns]
+    keep = columns + (["split"] if splits is not None and "split" not in columns else [])
+    dataset = dataset.map(
+        _standardise,
+        batched=True,
+        batch_size=_BATCH,
+        with_indices=True,
+        fn_kwargs={"sequence_column": sequence_column, "columns": keep},
+        remove_columns=dataset.column_names,
+        desc="Reading barcodes",
+    )
+    if splits is not None:
+        present = sorted(dataset.unique("split"))
+        unknown = [name for name in splits if name not in present]
+        if unknown:
+            raise UserError(
+                f"{path}: unknown split {', '.join(map(repr, unknown))}; the splits present are {', '.join(present)}"
+            )
+        dataset = dataset.filter(
+            _in_splits,
+            fn_kwargs={"splits": sorted(set(splits))},
+            batched=True,
+            batch_size=_BATCH,
+            input_columns="split",
+            desc="Selecting splits",
+        )
+        if "split" not in columns:
+            dataset = dataset.remove_columns("split")
+    if len(dataset) == 0:
+        what = f"in the splits {', '.join(splits)}" if splits is not None else "at all"
+        raise UserError(f"{path}: no barcodes {what}: the selection is empty")
+    dataset, skipped = validate_sequences(dataset, path, on_bad_sequence, source_column=sequence_column)
+    if skipped:
+        logger.warning(f"{path}: skipped {skipped} rows with an empty or invalid sequence (on_bad_sequence='skip')")
+    if len(dataset) == 0:
+        raise UserError(f"{path}: no valid barcodes left after skipping {skipped} bad ones: the selection is empty")
+    return dataset.select_columns(["sequence", "row", *columns])
+
+
+def _in_splits(values: list[str], splits: list[str]) -> list[bool]:
+    return [value in splits for value in values]
+
+
+def _problem(sequence: str | None) -> tuple[int, str] | None:
+    """(position, character) of the first invalid character, (-1, "") for an empty sequence, None if fine."""
+    if not sequence or not sequence.strip():
+        return -1, ""
+    return find_invalid_character(sequence)
+
+
+def validate_sequences(
+    dataset: datasets.Dataset, path: str | os.PathLike, on_bad_sequence: str = "error", source_column: str = "sequence"
+) -> tuple[datasets.Dataset, int]:
+    """Check every `sequence`: "error" raises on the first bad one; "skip" drops the bad ones.
+
+    A bad sequence is empty or holds a character that is not a nucleotide, IUPAC code, gap or whitespace.
+    Returns the (possibly filtered) dataset and the number of rows dropped. Never drops silently.
+    """
+    _check_bad_sequence_policy(on_bad_sequence)
+    is_bad = lambda sequences: [_problem(sequence) is not None for sequence in sequences]  # noqa: E731
+    is_good = lambda sequences: [_problem(sequence) is None for sequence in sequences]  # noqa: E731
+    if on_bad_sequence == "skip":
+        good = dataset.filter(is_good, batched=True, batch_size=_BATCH, input_columns="sequence",
+                              desc="Skipping bad barcodes")  # fmt: skip
+        return good, len(dataset) - len(good)
+    bad = dataset.filter(is_bad, batched=True, batch_size=_BATCH, input_columns="sequence", desc="Checking barcodes")
+    if len(bad) == 0:
+        return dataset, 0
+    first = bad[0]
+    position, character = _problem(first["sequence"])
+    where = "record" if _suffix(Path(path)) in FASTA_SUFFIXES else "row"
+    what = (
+        "an empty sequence"
+        if position < 0
+        else f"the character {character!r} at position {position + 1} (not a nucleotide ACGTU, IUPAC code "
+        f"RYSWKMBDHVN, gap or whitespace) in {first['sequence'][max(0, position - 10) : position + 10]!r}"
+    )
+    raise UserError(
+        f"{path}: {where} {first['row']}, column {source_column!r}: {what}. {len(bad)} of {len(dataset)} selected "
+        "rows have a bad sequence; fix the file or skip them with on_bad_sequence='skip' (--on_bad_sequence skip)"
+    )
+
+
+def _hash_sequences(sequences: list[str]) -> dict:
+    digests = [hashlib.blake2b(sequence.encode(), digest_size=8).digest() for sequence in sequences]
+    return {"_hash": np.frombuffer(b"".join(digests), dtype=np.int64)}
+
+
+def deduplicate(dataset: datasets.Dataset, column: str = "sequence") -> datasets.Dataset:
+    """Keep the first row of each distinct value of `column` (in file order).
+
+    Compares 64-bit hashes (blake2b) so memory is 8 bytes per row, not one Python string per unique barcode; the
+    chance that two distinct barcodes collide among 5 million is below 1e-6.
+    """
+    hashes = dataset.map(
+        _hash_sequences, batched=True, batch_size=_BATCH, input_columns=column,
+        remove_columns=dataset.column_names, desc="Hashing barcodes",
+    )
+    _, first = np.unique(hashes.with_format("numpy")["_hash"], return_index=True)
+    if len(first) == len(dataset):
+        return dataset
+    return dataset.select(np.sort(first))
+
+
+def _clean_batch(sequences: list[str], max_length: int) -> dict:
+    return {"sequence": [clean_barcode(sequence, max_length) for sequence in sequences]}
+
+
+def _at_least(sequences: list[str], min_length: int) -> list[bool]:
+    return [len(sequence) >= min_length for sequence in sequences]
+
+
+def prepare_barcodes(
+    dataset: datasets.Dataset, max_length: int = MAX_NUCLEOTIDES, min_length: int = 1
+) -> tuple[datasets.Dataset, int]:
+    """The one preparation of barcodes: clean (`clean_barcode`), drop those shorter than `min_length` nt, then keep
+    the first row of each distinct cleaned barcode. Returns the dataset and the number of rows dropped as too short.
+    """
+    rows = len(dataset)
+    dataset = dataset.map(_clean_batch, batched=True, batch_size=_BATCH, input_columns="sequence",
+                          fn_kwargs={"max_length": max_length}, desc="Cleaning barcodes")  # fmt: skip
+    dataset = dataset.filter(_at_least, batched=True, batch_size=_BATCH, input_columns="sequence",
+                             fn_kwargs={"min_length": min_length}, desc="Dropping short barcodes")  # fmt: skip
+    return deduplicate(dataset), rows - len(dataset)
+
+
+LABEL_COLUMNS = ("order", "family", "genus", "species", "dna_bin")  # coarse to fine; "" = unknown
+
+
+@dataclasses.dataclass
+class SplitData:
+    """One split, prepared (`prepare_barcodes`): sequences and their labels (empty string = unknown)."""
+
+    name: str
+    sequences: list[str]
+    labels: dict[str, np.ndarray]
+    rows_before_dedup: int
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+
+def load_splits(
+    data_file: str | os.PathLike, split_names: list[str] | tuple[str, ...], max_length: int = MAX_NUCLEOTIDES
+) -> dict[str, SplitData]:
+    """Read the splits of a BIOSCAN-5M-layout file in one pass and prepare each split (`prepare_barcodes`)."""
+    dataset = load_barcodes(data_file, splits=list(split_names), columns=(*LABEL_COLUMNS, "split"))
+    split_column = np.asarray(dataset["split"])
+    out = {}
+    for name in split_names:
+        subset = dataset.select(np.flatnonzero(split_column == name))
+        prepared, _ = prepare_barcodes(subset, max_length)
+        columns = prepared.to_dict()
+        labels = {column: np.asarray(columns[column], dtype=object).astype(str) for column in LABEL_COLUMNS}
+        out[name] = SplitData(name, columns["sequence"], labels, len(subset))
+    return out

@@ -1,0 +1,324 @@
+"""Encoders: one interface for every way of turning barcodes into vectors.
+
+    encoder = load_encoder("checkpoints/barcodemae-4x256-bold")   # any AutoModel folder or Hub id, `path@LAYER`
+    encoder = load_encoder("kmer:6")                               # overlapping 6-mer frequencies
+    vectors = encoder.embed(sequences)                             # (N, D) float32, in the input order
+
+A transformers encoder pools the chosen hidden state by its mean over the k-mer tokens (padding excluded), batches
+sequences sorted by length, runs under `torch.inference_mode` and, with `precision="bf16"`, bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from modeling_barcodemae import masked_mean
+from tokenization_barcodemae import NUCLEOTIDES
+
+from barcodemae.errors import UserError, UserFileNotFoundError
+
+PRECISIONS = ("fp32", "bf16")
+KMER_SPEC = re.compile(r"kmer:(\d+)")
+
+NUCLEOTIDE_CODE = np.full(256, 4, dtype=np.int64)  # byte -> 0..3 (the vocabulary's nucleotide order), 4 = other
+for _index, _base in enumerate(NUCLEOTIDES):
+    NUCLEOTIDE_CODE[ord(_base)] = NUCLEOTIDE_CODE[ord(_base.lower())] = _index
+NUCLEOTIDE_CODE[ord("U")] = NUCLEOTIDE_CODE[ord("u")] = NUCLEOTIDES.index("T")
+
+DNA_PROBE = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATTAGGAAATCCTGGATCTTTAATTGGAGATGATCAAATTTATAAT"
+
+
+def kmer_embeddings(sequences: Sequence[str], k: int) -> np.ndarray:
+    """Overlapping k-mer frequencies (counts / number of k-mers), 4^k columns in the tokenizer's k-mer order.
+
+    k-mers holding anything other than A, C, G, T (U read as T) are skipped; a sequence without one gives zeros.
+    """
+    if not 1 <= k <= 8:
+        raise UserError(f"kmer:K needs 1 <= K <= 8, got {k}")
+    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    out = np.zeros((len(sequences), 4**k), dtype=np.float32)
+    for row, sequence in enumerate(sequences):
+        codes = NUCLEOTIDE_CODE[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8)]
+        if len(codes) < k:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+        counts = np.bincount(windows[(windows < 4).all(1)] @ powers, minlength=4**k)
+        if counts.sum():
+            out[row] = counts / counts.sum()
+    return out
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise UserError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+def _progress_bar(total: int, progress: bool | str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=progress if isinstance(progress, str) else "embedding", unit="seq", leave=False)
+
+
+def _max_tokens(model, tokenizer) -> int | None:
+    max_tokens = tokenizer.model_max_length
+    if not max_tokens or max_tokens > 100_000:  # tokenizers without a limit: the model's position table
+        max_tokens = getattr(model.config, "max_position_embeddings", None)
+    return max_tokens
+
+
+def _pool_frame(model, tokenizer, frame, layer_list, batch_size, precision, bar) -> torch.Tensor:
+    """(len(layer_list), N, D) pooled hidden states of one list of sequences, batched by sorted length."""
+    device = next(model.parameters()).device
+    max_tokens = _max_tokens(model, tokenizer)
+    order = sorted(range(len(frame)), key=lambda index: len(frame[index]))
+    pooled = None
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        encoded = tokenizer([frame[index] for index in chunk], padding=True, truncation=True, max_length=max_tokens,
+                            return_tensors="pt")  # fmt: skip
+        encoded = {key: value.to(device) for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
+        mask = encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
+        with torch.inference_mode(), _autocast(precision, device):
+            output = model(**encoded, output_hidden_states=True, return_dict=True)
+        hidden_states = output.hidden_states if output.hidden_states is not None else (output.last_hidden_state,)
+        vectors = torch.stack([masked_mean(hidden_states[layer], mask) for layer in layer_list])
+        if pooled is None:
+            pooled = torch.zeros(len(layer_list), len(frame), vectors.shape[-1])
+        pooled[:, chunk] = vectors.float().cpu()
+        if bar is not None:
+            bar.update(len(chunk))
+    return pooled
+
+
+def embed_sequences(
+    model,
+    tokenizer,
+    sequences: Sequence[str],
+    batch_size: int = 64,
+    layers: int | Sequence[int] | None = None,
+    reading_frames: bool = False,
+    precision: str = "fp32",
+    progress: bool | str = True,
+) -> np.ndarray:
+    """Mean-pooled (padding excluded) hidden states of `model` for each sequence, as float32 numpy.
+
+    Args:
+        layers: None = the last hidden state, `(N, D)`; an int L = hidden state L (0 = embedding output), `(N, D)`;
+            a list of ints = those hidden states from one forward pass, `(len(layers), N, D)`.
+        reading_frames: average over the start offsets 0..k-1 (the sequence minus its first i nt), k being
+            `tokenizer.k_mer`: non-overlapping k-mers see one reading frame, this sees all k.
+        precision: "fp32" or "bf16" (autocast; pooling is always done in float32).
+        progress: show a tqdm bar (a string is used as its description).
+    Batches are formed from sequences sorted by length (less padding); the output is in the input order.
+    """
+    single = layers is None or isinstance(layers, int)
+    layer_list = [-1 if layers is None else layers] if single else list(layers)
+    if reading_frames:
+        k = getattr(tokenizer, "k_mer", None)
+        if not k:
+            raise UserError(f"reading_frames needs a k-mer tokenizer (with a k_mer attribute); got {type(tokenizer).__name__}")
+        frames = [[sequence[offset:] for sequence in sequences] for offset in range(k)]
+    else:
+        frames = [list(sequences)]
+    was_training = model.training
+    model.eval()
+    bar = _progress_bar(sum(len(frame) for frame in frames), progress)
+    try:
+        total = sum(_pool_frame(model, tokenizer, frame, layer_list, batch_size, precision, bar) for frame in frames)
+    finally:
+        if bar is not None:
+            bar.close()
+        model.train(was_training)
+    result = (total / len(frames)).numpy()
+    return result[0] if single else result
+
+
+def _hash_update_tensors(digest, state_dict: dict[str, torch.Tensor]) -> None:
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+
+
+def model_fingerprint(model, tokenizer) -> str:
+    """Hash of the weights, the config and the tokenizer: changes whenever any of them does."""
+    digest = hashlib.sha256()
+    _hash_update_tensors(digest, model.state_dict())
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    try:
+        digest.update(tokenizer.backend_tokenizer.to_str().encode())
+    except AttributeError:
+        digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    digest.update(type(tokenizer).__name__.encode())
+    digest.update(str(getattr(tokenizer, "model_max_length", "")).encode())
+    return digest.hexdigest()
+
+
+def check_tokenizer_reads_dna(name: str, tokenizer) -> None:
+    """Raise if the tokenizer cannot turn a real barcode into known tokens."""
+    try:
+        ids = tokenizer(DNA_PROBE)["input_ids"]
+    except Exception as error:  # noqa: BLE001 - any failure means it cannot read DNA
+        raise UserError(f"model {name!r}: its tokenizer ({type(tokenizer).__name__}) cannot read DNA: {error}") from error
+    special = set(tokenizer.all_special_ids)
+    content = [token for token in ids if token not in special or token == tokenizer.unk_token_id]
+    unknown = sum(token == tokenizer.unk_token_id for token in content) if tokenizer.unk_token_id is not None else 0
+    if not content or unknown > len(content) / 2:
+        raise UserError(
+            f"model {name!r}: its tokenizer ({type(tokenizer).__name__}) cannot read DNA: a 120-nt barcode gives "
+            f"{len(content)} tokens of which {unknown} are unknown; use a DNA model or kmer:K"
+        )
+
+
+def parse_model_spec(spec: str) -> tuple[str, int | None]:
+    """`path@L` -> (path, L); `path` -> (path, None)."""
+    match = re.fullmatch(r"(.+)@(-?\d+)", spec)
+    return (match.group(1), int(match.group(2))) if match else (spec, None)
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" = the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(name: str, device: str = "cpu"):
+    """AutoModel + AutoTokenizer from a local folder or the Hub (trust_remote_code), with clear errors."""
+    from transformers import AutoModel, AutoTokenizer
+
+    local = Path(name).expanduser()
+    looks_local = local.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_local and not (local / "config.json").is_file():
+        if not local.exists():
+            raise UserFileNotFoundError(
+                f"model {name!r}: no such folder (models are a folder with config.json, a Hub id, or kmer:K)"
+            )
+        available = sorted(path.name for path in local.iterdir())[:20]
+        raise UserFileNotFoundError(f"model {name!r}: the folder has no config.json; it holds {available}")
+    try:
+        model = AutoModel.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)
+    except OSError as error:
+        raise UserFileNotFoundError(
+            f"model {name!r}: could not load it as a local folder or Hub model ({error}); "
+            "models are a folder with config.json, a Hub id, or kmer:K"
+        ) from error
+    check_tokenizer_reads_dna(name, tokenizer)
+    return model.to(device).eval(), tokenizer
+
+
+def num_layers(model) -> int:
+    config = model.config
+    return getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 0
+
+
+class Encoder:
+    """Barcodes -> vectors. `layers` lists what one `embed_layers` call returns (one array per entry)."""
+
+    name: str
+    layers: list[int | None] = [None]
+
+    def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        """(len(self.layers), N, D) float32."""
+        raise NotImplementedError
+
+    def embed(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        """(N, D) float32 of the encoder's single layer."""
+        if len(self.layers) != 1:
+            raise ValueError(f"{self.name}: embed() needs one layer, this encoder has {self.layers}")
+        return self.embed_layers(sequences, progress)[0]
+
+    def identity(self) -> dict:
+        """Everything that determines the vectors (for cache keys and reports)."""
+        raise NotImplementedError
+
+
+class KmerEncoder(Encoder):
+    """Overlapping k-mer frequencies: the non-learned baseline."""
+
+    def __init__(self, k: int):
+        if not 1 <= k <= 8:
+            raise UserError(f"kmer:K needs 1 <= K <= 8, got kmer:{k}")
+        self.k, self.name = k, f"kmer:{k}"
+
+    def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        return kmer_embeddings(sequences, self.k)[None]
+
+    def identity(self) -> dict:
+        return {"kind": "kmer", "k": self.k}
+
+
+class TransformersEncoder(Encoder):
+    """Masked mean of a transformers model's hidden states (any AutoModel with a DNA tokenizer)."""
+
+    def __init__(self, name: str, model, tokenizer, layers: Sequence[int] = (-1,), batch_size: int = 64,
+                 precision: str = "fp32", reading_frames: bool = False):  # fmt: skip
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        depth = num_layers(model)
+        for layer in layers:
+            if depth and not -1 <= layer <= depth:
+                raise UserError(f"model {name!r}: layer {layer} does not exist (it has layers 0..{depth})")
+        self.name, self.model, self.tokenizer, self.layers = name, model, tokenizer, list(layers)
+        self.batch_size, self.precision, self.reading_frames = batch_size, precision, reading_frames
+        self._fingerprint = None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model, self.tokenizer)
+        return self._fingerprint
+
+    def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        return embed_sequences(self.model, self.tokenizer, sequences, batch_size=self.batch_size, layers=self.layers,
+                               reading_frames=self.reading_frames, precision=self.precision, progress=progress)  # fmt: skip
+
+    def identity(self) -> dict:
+        return {"kind": "model", "fingerprint": self.fingerprint, "layers": self.layers,
+                "reading_frames": self.reading_frames, "precision": self.precision}  # fmt: skip
+
+
+def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto", **options) -> Encoder:
+    """`kmer:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none).
+
+    `options`: batch_size, precision, reading_frames of `TransformersEncoder`.
+    """
+    name, spec_layer = parse_model_spec(spec)
+    kmer = KMER_SPEC.fullmatch(name)
+    if kmer:
+        return KmerEncoder(int(kmer.group(1)))
+    model, tokenizer = load_model(name, device=str(resolve_device(device)))
+    return from_model(name, model, tokenizer, spec_layer if spec_layer is not None else layer, all_layers, **options)
+
+
+def from_model(name: str, model, tokenizer, layer: int | None = None, all_layers: bool = False, **options) -> Encoder:
+    """An encoder around an in-memory model (e.g. a checkpoint during training)."""
+    check_tokenizer_reads_dna(name, tokenizer)
+    layers = list(range(num_layers(model) + 1)) if all_layers else [-1 if layer is None else layer]
+    return TransformersEncoder(name, model, tokenizer, layers, **options)
+
+
+def auto_precision(device: str = "auto") -> str:
+    """bf16 where it is fast: CUDA GPUs with bf16, CPUs with AMX or AVX512-BF16 instructions; fp32 elsewhere."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"

@@ -1,0 +1,116 @@
+"""Taxonomic assignment of query barcodes from a labelled reference, with a confidence and an abstention per rank.
+
+For each query: its `k` nearest reference barcodes (cosine, exact). Per rank:
+- the call: at species rank the label of the nearest neighbour with a known species (the best hit), at genus, family
+  and order the label with the largest summed similarity among the `k` nearest (measured on the shared data: voting
+  helps the coarser ranks, the best hit is best for species; BENCHMARKS.md);
+- `similarity`: the cosine similarity of the nearest neighbour carrying the call; `agreement`: the fraction of the
+  `k` nearest (with a known label at that rank) that carry it;
+- abstention: no call when `similarity` is below the rank's threshold, calibrated on the reference itself
+  (`calibrate_thresholds`): a quantile of how similar a reference barcode is to its nearest relative of the same
+  taxon at that rank, but another taxon one rank below (species: another barcode of the same species; genus: a
+  barcode of another species of the same genus; ...). A query farther from its best hit than reference barcodes of one
+  species usually are from each other gets no species call: a query of an unseen species should get a genus only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from barcodemae.errors import UserError
+from barcodemae.neighbours import nearest_neighbours
+
+RANKS = ("species", "genus", "family", "order")  # fine to coarse: each rank's calibration looks one rank below
+DEFAULT_NEIGHBOURS = 5
+DEFAULT_QUANTILE = 0.05
+
+
+@dataclass
+class Reference:
+    """Reference barcodes' vectors and labels (`labels[rank]`, "" = unknown), and the per-rank thresholds."""
+
+    vectors: np.ndarray
+    labels: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+
+
+def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """Per row, the largest similarity where `same` holds (-inf where it holds nowhere)."""
+    return similarity.masked_fill(~same, float("-inf")).max(1).values
+
+
+def calibrate_thresholds(
+    vectors: np.ndarray, labels: dict[str, np.ndarray], quantile: float = DEFAULT_QUANTILE, sample: int = 2000,
+    seed: int = 0, chunk_size: int = 512,
+) -> dict[str, float]:
+    """Per rank, the `quantile` of the similarity between a reference barcode and its nearest relative: same taxon at
+    this rank, another taxon one rank below (species: any other barcode of the species). `sample` barcodes (seeded)
+    are compared with the whole reference. A rank without any such pair gets no threshold (-inf: never abstains).
+    """
+    unit = F.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
+    codes = {rank: torch.from_numpy(pd.factorize(labels[rank])[0]) for rank in labels}  # "" gets a code too
+    rows = np.random.default_rng(seed).permutation(len(unit))[:sample]
+    nearest = {rank: [] for rank in labels}
+    for start in range(0, len(rows), chunk_size):
+        chunk = torch.from_numpy(rows[start : start + chunk_size])
+        similarity = unit[chunk] @ unit.T
+        similarity[torch.arange(len(chunk)), chunk] = float("-inf")  # not its own relative
+        for index, rank in enumerate(RANKS):
+            if rank not in labels:
+                continue
+            known = torch.from_numpy(labels[rank] != "")
+            same = (codes[rank][chunk, None] == codes[rank][None]) & known[None] & known[chunk, None]
+            below = RANKS[index - 1] if index > 0 else None
+            if below in labels:
+                known_below = torch.from_numpy(labels[below] != "")
+                same &= (codes[below][chunk, None] != codes[below][None]) & known_below[None] & known_below[chunk, None]
+            nearest[rank].append(_nearest_relative(similarity, same))
+    thresholds = {}
+    for rank, values in nearest.items():
+        values = torch.cat(values).numpy() if values else np.empty(0)
+        values = values[np.isfinite(values)]
+        thresholds[rank] = float(np.quantile(values, quantile)) if len(values) else float("-inf")
+    return thresholds
+
+
+def _weighted_vote(labels: np.ndarray, similarities: np.ndarray) -> str:
+    totals: dict[str, float] = {}
+    for label, similarity in zip(labels, similarities):
+        totals[label] = totals.get(label, 0.0) + float(similarity)
+    return max(totals, key=totals.get)
+
+
+def _call(labels: np.ndarray, similarities: np.ndarray, vote: bool) -> tuple[str, float, float]:
+    """(call, similarity of its nearest carrier, agreement) from one query's neighbours (nearest first)."""
+    known = labels != ""
+    if not known.any():
+        return "", float("nan"), float("nan")
+    labels, similarities = labels[known], similarities[known]
+    call = _weighted_vote(labels, similarities) if vote else labels[0]
+    carriers = labels == call
+    return call, float(similarities[carriers][0]), float(carriers.mean())
+
+
+def identify(reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS) -> pd.DataFrame:
+    """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
+    agreement; plus the nearest reference index and its similarity."""
+    if k < 1:
+        raise UserError(f"the number of neighbours must be at least 1, got {k}")
+    indices, similarities = nearest_neighbours(reference.vectors, queries, k)
+    columns = {"nearest_reference": indices[:, 0], "nearest_similarity": similarities[:, 0]}
+    for rank in RANKS:
+        if rank not in reference.labels:
+            continue
+        calls = [_call(reference.labels[rank][row], sims, vote=rank != "species") for row, sims in zip(indices, similarities)]
+        best_hit, similarity, agreement = (np.asarray(values) for values in zip(*calls))
+        confident = similarity >= reference.thresholds[rank]
+        columns[rank] = np.where(confident, best_hit, "")
+        columns[f"{rank}_best_hit"] = best_hit
+        columns[f"{rank}_similarity"] = similarity
+        columns[f"{rank}_agreement"] = agreement
+    return pd.DataFrame(columns)
