@@ -47,6 +47,10 @@ SIZE_FLAGS = (
     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
     "decoder_hidden_size", "decoder_num_hidden_layers", "decoder_num_attention_heads", "decoder_intermediate_size",
 )  # fmt: skip
+OBJECTIVE_FLAGS = (
+    "objective", "k_mer", "max_sequence_length", "mask_ratio", "pooling_layer",
+    "masked_loss_weight", "hamming_soft_targets", "contrastive_weight", "contrastive_temperature",
+)  # fmt: skip
 PRESETS = {
     "small": dict(
         hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
@@ -77,12 +81,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--k_mer", type=int, default=None)
     model.add_argument("--max_sequence_length", type=int, default=None, help="nucleotides kept (default 660)")
     model.add_argument("--mask_ratio", type=float, default=None, help="default 0.5")
+    model.add_argument("--pooling_layer", type=int, default=None, help="hidden state pooled by the encoder (default -1)")
+    objective = parser.add_argument_group("objective (BarcodeMAEConfig fields; defaults: the paper's recipe)")
+    objective.add_argument("--masked_loss_weight", type=float, default=None,
+                           help="weight w of the masked k-mers; visible ones get 1 - w (default 1.0: masked only)")
+    objective.add_argument("--hamming_soft_targets", action="store_true", default=None,
+                           help="soft k-mer targets softmax(-Hamming distance) (the reference's --pretrain_levenshtein)")
+    objective.add_argument("--contrastive_weight", type=float, default=None,
+                           help="weight of the InfoNCE term between two reading-frame views (ours; default 0: off)")
+    objective.add_argument("--contrastive_temperature", type=float, default=None, help="default 0.1")
     for flag in SIZE_FLAGS:
         model.add_argument(f"--{flag}", type=int, default=None)
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", default="outputs/barcodemae-small")
     train.add_argument("--num_train_epochs", type=float, default=8)
     train.add_argument("--max_steps", type=int, default=-1, help="optimizer steps; overrides --num_train_epochs")
+    train.add_argument("--max_train_minutes", type=float, default=None,
+                       help="stop at the first logging step after this much training time, then validate, probe and "
+                            "export as at the end (the schedule stays planned for --max_steps)")
     train.add_argument("--per_device_train_batch_size", type=int, default=32)
     train.add_argument("--per_device_eval_batch_size", type=int, default=64)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -93,7 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.98)
     train.add_argument("--max_grad_norm", type=float, default=1.0)
-    train.add_argument("--warmup_ratio", type=float, default=0.05)
+    train.add_argument("--warmup_ratio", type=float, default=0.05, help="cosine schedule only")
+    train.add_argument("--lr_scheduler", choices=("cosine", "onecycle"), default="cosine",
+                       help="linear warmup + cosine decay, or torch's OneCycleLR with its defaults (the reference's)")
     train.add_argument("--mixed_precision", choices=("auto", "no", "bf16", "fp16"), default="auto",
                        help="auto: bf16 where the hardware has it (CUDA bf16, or a CPU with AMX / AVX512-BF16), else no")
     train.add_argument("--attn_implementation", choices=("auto", "eager", "sdpa"), default="auto",
@@ -105,6 +123,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--save_total_limit", type=int, default=2, help="checkpoints kept (0 or less: all)")
     train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
                        help="`latest` (the newest output_dir/checkpoints/step_N, if any) or a checkpoint folder")
+    train.add_argument("--probe_file", default=None,
+                       help="BIOSCAN-5M-layout file: every --probe_steps, 1-NN probes of the encoder's features on a "
+                            "fixed subsample of its train / test / test_unseen splits go to metrics.jsonl")
+    train.add_argument("--probe_steps", type=int, default=None,
+                       help="default: --checkpointing_steps (0: only before the first step and after the last)")
+    train.add_argument("--probe_keys", type=int, default=4000, help="train barcodes in the probe subsample")
+    train.add_argument("--probe_queries", type=int, default=1000, help="test and test_unseen barcodes, each")
     train.add_argument("--report_to", choices=("auto", "tensorboard", "none"), default="auto",
                        help="auto: TensorBoard when it is installed")
     hub = parser.add_argument_group("hub")
@@ -128,7 +153,7 @@ def build_config(args: argparse.Namespace) -> BarcodeMAEConfig:
             fields.pop(derived, None)
     else:
         fields = dict(PRESETS[args.model_size])
-    for name in (*SIZE_FLAGS, "objective", "k_mer", "max_sequence_length", "mask_ratio"):
+    for name in (*SIZE_FLAGS, *OBJECTIVE_FLAGS):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     return BarcodeMAEConfig(**fields)
@@ -185,19 +210,25 @@ def load_pretraining_data(args, config: BarcodeMAEConfig, log) -> tuple:
 
 
 class OffsetBarcodes(torch.utils.data.Dataset):
-    """Barcodes, each starting at a random offset 0..k-1 drawn from (seed, epoch, index): the same on resume."""
+    """Barcodes, each starting at a random offset 0..k-1 drawn from (seed, epoch, index): the same on resume.
 
-    def __init__(self, data, k: int, seed: int):
-        self.data, self.k, self.seed, self.epoch = data, k, seed, 0
+    With `views=2` an item is the barcode from two different offsets (where it is long enough to have two).
+    """
+
+    def __init__(self, data, k: int, seed: int, views: int = 1):
+        self.data, self.k, self.seed, self.views, self.epoch = data, k, seed, views, 0
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, index: int) -> str:
+    def __getitem__(self, index: int) -> str | tuple[str, str]:
         sequence = self.data[index]["sequence"]
         high = min(self.k, len(sequence) - self.k + 1)  # keep at least one complete k-mer
-        offset = int(np.random.default_rng([self.seed, self.epoch, index]).integers(high))
-        return sequence[offset:]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.views == 1:
+            return sequence[int(rng.integers(high)) :]
+        offsets = rng.choice(high, 2, replace=False) if high > 1 else (0, 0)
+        return sequence[int(offsets[0]) :], sequence[int(offsets[1]) :]
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -214,9 +245,20 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int):
-    def collate(sequences: list[str]) -> dict:
+    """Tokenize a batch of barcodes, or of (view, second view) pairs into `input_ids` and `second_view_*`."""
+
+    def tokenize(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = tokenizer(sequences, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
-        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return batch["input_ids"], batch["attention_mask"]
+
+    def collate(items: list) -> dict:
+        if isinstance(items[0], str):
+            input_ids, attention_mask = tokenize(items)
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        input_ids, attention_mask = tokenize([first for first, _ in items])
+        second_ids, second_mask = tokenize([second for _, second in items])
+        return {"input_ids": input_ids, "attention_mask": attention_mask,
+                "second_view_input_ids": second_ids, "second_view_attention_mask": second_mask}  # fmt: skip
 
     return collate
 
@@ -391,9 +433,18 @@ def push_to_hub(args) -> None:
 # ------------------------------------------------------------------------------------------------------------------ main
 
 
+def make_scheduler(args: argparse.Namespace, optimizer, total_steps: int):
+    """The learning-rate schedule over `total_steps` scheduler steps (the prepared scheduler steps once per process)."""
+    if args.lr_scheduler == "onecycle":  # torch's defaults, as the reference implementation uses them
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, [group["lr"] for group in optimizer.param_groups],
+                                                   total_steps=total_steps)  # fmt: skip
+    return get_cosine_schedule_with_warmup(optimizer, round(args.warmup_ratio * total_steps), total_steps)
+
+
 def new_logging_window() -> dict:
-    """Sums over the steps since the last log line (masked-token loss and hits, sequences) and when they began."""
-    return {"loss": 0.0, "correct": 0.0, "masked": 0.0, "sequences": 0, "start": time.perf_counter()}
+    """Sums over the steps since the last log line (losses and masked-token hits, sequences) and when they began."""
+    return {"loss": 0.0, "masked_loss": 0.0, "contrastive_loss": 0.0, "steps": 0, "correct": 0.0, "masked": 0.0,
+            "sequences": 0, "start": time.perf_counter()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -425,7 +476,7 @@ def main(argv: list[str] | None = None) -> dict:
     with accelerator.main_process_first():  # the main process builds the `datasets` cache, the others read it
         train_data, validation_data = load_pretraining_data(args, config, log)
     data_summary = {"train": len(train_data), "validation": len(validation_data)}
-    train_set = OffsetBarcodes(train_data, config.k_mer, args.seed)
+    train_set = OffsetBarcodes(train_data, config.k_mer, args.seed, views=2 if config.contrastive_weight > 0 else 1)
     sampler = EpochSampler(len(train_set), args.seed)
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=args.per_device_train_batch_size, sampler=sampler, drop_last=False,
@@ -455,11 +506,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     max_steps = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
-    # The prepared scheduler steps once per process per optimizer step: count in those units.
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, round(args.warmup_ratio * max_steps) * accelerator.num_processes, max_steps * accelerator.num_processes
-    )
-    scheduler = accelerator.prepare(scheduler)
+    scheduler = accelerator.prepare(make_scheduler(args, optimizer, max_steps * accelerator.num_processes))
     if report_to != "none":
         accelerator.init_trackers("barcodemae", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                         for k, v in vars(args).items()})  # fmt: skip
@@ -502,12 +549,35 @@ def main(argv: list[str] | None = None) -> dict:
 
     progress = tqdm(total=max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pretraining", dynamic_ncols=True)  # fmt: skip
+    probe = probe_every = None
+    if args.probe_file:
+        from barcodemae.feature_probes import FeatureProbe
+
+        probe = FeatureProbe(args.probe_file, args.probe_keys, args.probe_queries, config.max_sequence_length)
+        probe_every = args.probe_steps or args.checkpointing_steps
+        log(f"probes {f'every {probe_every} steps' if probe_every else 'at the start and the end'} on {len(probe)} "
+            f"barcodes of {args.probe_file}")
+
+    def run_probe(step: int) -> None:
+        """1-NN probes of the encoder (main process; the others wait), to metrics.jsonl and the progress bar."""
+        if accelerator.is_main_process:
+            precision = "bf16" if mixed_precision == "bf16" else "fp32"
+            values = probe(accelerator.unwrap_model(model).barcodemae, tokenizer, precision)
+            record({"step": step, **values})
+            progress.set_postfix_str(f"genus 1-NN unseen {values['probe_genus_1nn_unseen']:.1f}, species 1-NN "
+                                     f"{values['probe_species_1nn']:.1f}, PR {values['probe_participation_ratio']:.1f}")  # fmt: skip
+        accelerator.wait_for_everyone()
+
+    if probe is not None and completed_steps == 0:
+        run_probe(0)  # the untrained encoder
+    started, first_step = time.perf_counter(), completed_steps
     model.train()
     window = new_logging_window()
     eval_every = args.eval_steps or args.checkpointing_steps
     last_eval = None
     epoch = start_epoch
-    while completed_steps < max_steps:
+    last_step = completed_steps >= max_steps  # resumed at the very end
+    while not last_step:
         sampler.epoch = train_set.epoch = epoch
         loader = accelerator.skip_first_batches(train_loader, skip_batches) if skip_batches else train_loader
         skip_batches = 0
@@ -520,7 +590,11 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            window["loss"] += out.loss.detach().float().item() * out.labels.numel()
+            window["loss"] += out.loss.detach().float().item()
+            window["masked_loss"] += out.masked_loss.detach().float().item() * out.labels.numel()
+            if out.contrastive_loss is not None:
+                window["contrastive_loss"] += out.contrastive_loss.detach().float().item()
+            window["steps"] += 1
             window["correct"] += (out.logits.detach().argmax(-1) == out.labels).sum().item()
             window["masked"] += out.labels.numel()
             window["sequences"] += len(batch["input_ids"]) * accelerator.num_processes
@@ -528,34 +602,51 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             completed_steps += 1
             progress.update(1)
-            if completed_steps % args.logging_steps == 0 or completed_steps == max_steps:
-                sums = accelerator.reduce(torch.tensor([window["loss"], window["correct"], window["masked"]],
-                                                       device=accelerator.device, dtype=torch.float64), "sum")  # fmt: skip
-                masked = max(sums[2].item(), 1.0)
+            last_step = completed_steps >= max_steps
+            if completed_steps % args.logging_steps == 0 or last_step:
+                names = ("loss", "masked_loss", "contrastive_loss", "steps", "correct", "masked")
+                sums = dict(zip(names, accelerator.reduce(torch.tensor([window[name] for name in names],
+                            device=accelerator.device, dtype=torch.float64), "sum").tolist()))  # fmt: skip
+                masked = max(sums["masked"], 1.0)
                 values = {"step": completed_steps, "epoch": round(completed_steps / steps_per_epoch, 4),
-                          "loss": sums[0].item() / masked, "masked_accuracy": sums[1].item() / masked,
-                          "lr": scheduler.get_last_lr()[0],
+                          "loss": sums["loss"] / sums["steps"], "masked_loss": sums["masked_loss"] / masked,
+                          "masked_accuracy": sums["correct"] / masked, "lr": scheduler.get_last_lr()[0],
                           "seq_per_s": window["sequences"] / (time.perf_counter() - window["start"])}  # fmt: skip
+                if config.contrastive_weight > 0:
+                    values["contrastive_loss"] = sums["contrastive_loss"] / sums["steps"]
                 progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['masked_accuracy']:.3f}",
                                      lr=f"{values['lr']:.2e}", seq_s=f"{values['seq_per_s']:.1f}")  # fmt: skip
                 record(values)
                 window = new_logging_window()
+                if args.max_train_minutes is not None and not last_step:  # every process stops at the same step
+                    over = torch.tensor(float(time.perf_counter() - started > 60 * args.max_train_minutes),
+                                        device=accelerator.device)  # fmt: skip
+                    last_step = bool(accelerator.reduce(over, "max").item())
+                    if last_step:
+                        log(f"\n--max_train_minutes {args.max_train_minutes:g} reached at step {completed_steps}")
             checkpoint_now = args.checkpointing_steps > 0 and completed_steps % args.checkpointing_steps == 0
             pause = time.perf_counter()
-            if (eval_every > 0 and completed_steps % eval_every == 0) or completed_steps == max_steps:
+            if (eval_every > 0 and completed_steps % eval_every == 0) or last_step:
                 last_eval = {"step": completed_steps, **evaluate(model, validation_loader, accelerator)}
                 record(last_eval)
                 log(f"\nstep {completed_steps}: validation loss {last_eval['val_loss']:.4f}, "
                     f"masked accuracy {last_eval['val_masked_accuracy']:.4f}")  # fmt: skip
-            if checkpoint_now and completed_steps < max_steps:
+            if probe is not None and ((probe_every and completed_steps % probe_every == 0) or last_step):
+                run_probe(completed_steps)
+            if checkpoint_now and not last_step:
                 save_checkpoint(accelerator, output_dir, completed_steps, args.save_total_limit, run_state)
             window["start"] += time.perf_counter() - pause  # evaluation and checkpoints do not count in seq/s
-            if completed_steps >= max_steps:
+            if last_step:
                 break
         epoch += 1
     progress.close()
     if last_eval is None:  # resumed at the very end
         last_eval = {"step": completed_steps, **evaluate(model, validation_loader, accelerator)}
+    elapsed = time.perf_counter() - started
+    trained = (completed_steps - first_step) * global_batch
+    log(f"trained {completed_steps - first_step} steps in {elapsed / 60:.1f} min (probes and validation included): "
+        f"{trained / max(elapsed, 1e-9):.1f} sequences/s "
+        f"({torch.get_num_threads()} CPU threads)")  # fmt: skip
     export(accelerator, model, tokenizer, config, args, last_eval, data_summary)
     log(f"exported to {output_dir} (AutoModel.from_pretrained({str(output_dir)!r}, trust_remote_code=True))")
     if report_to != "none":

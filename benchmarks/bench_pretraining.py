@@ -1,6 +1,7 @@
 """Pretraining step throughput (sequences/s: forward, backward, AdamW step), all variants in one run.
 
     python benchmarks/bench_pretraining.py [--model_size paper|small] [--batch_size 16] [--steps 4] [--profile]
+    python benchmarks/bench_pretraining.py --device cuda --batch_size 256 --steps 20 --only a d   # on a GPU: + MFU
 
 (a) the original implementation style: encoder = transformers `BertModel` fed the visible tokens (every barcode padded
     with N to 660 nt, i.e. [UNK] k-mers), decoder = `BertForTokenClassification` over all 110 positions, logits at all
@@ -51,7 +52,7 @@ class OriginalStyleMAE(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         batch, length = input_ids.shape
         num_keep = int(length * (1 - self.mask_ratio))
-        shuffle = torch.rand(batch, length).argsort(1)
+        shuffle = torch.rand(batch, length, device=input_ids.device).argsort(1)
         restore = shuffle.argsort(1)
         keep = shuffle[:, :num_keep]
         encoded = self.encoder(input_ids.gather(1, keep), position_ids=keep).last_hidden_state
@@ -62,12 +63,14 @@ class OriginalStyleMAE(torch.nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
-def make_step(model, precision: str, fused: bool):
+def make_step(model, precision: str, fused: bool, device: torch.device):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     model.train()
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step(batch) -> float:
+        synchronize()
         start = time.perf_counter()
         with autocast:
             out = model(**batch)
@@ -75,9 +78,29 @@ def make_step(model, precision: str, fused: bool):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        synchronize()
         return time.perf_counter() - start
 
     return step
+
+
+def training_flops(config: BarcodeMAEConfig, batch: int, tokens: int) -> float:
+    """Matmul FLOPs of one MAE training step (forward + backward = 3x forward): the encoder on the visible tokens,
+    the decoder and the k-mer head on all positions (what ours computes; the original style scores every position too).
+    """
+
+    def stack(width: int, ffn: int, layers: int, length: int) -> float:
+        per_token = 2 * (4 * width * width + 2 * width * ffn)  # Q, K, V, output; FFN in and out
+        attention = 2 * 2 * length * length * width  # scores and weighted values
+        return layers * (per_token * length + attention)
+
+    visible = int(tokens * (1 - config.mask_ratio))
+    forward = stack(config.hidden_size, config.intermediate_size, config.num_hidden_layers, visible)
+    forward += 2 * visible * config.hidden_size * config.decoder_hidden_size  # decoder_embed
+    forward += stack(config.decoder_hidden_size, config.decoder_intermediate_size, config.decoder_num_hidden_layers, tokens)
+    masked = tokens - visible  # ours scores the masked positions only
+    forward += 2 * masked * (config.decoder_hidden_size**2 + config.decoder_hidden_size * config.num_kmers)
+    return 3.0 * batch * forward
 
 
 def main() -> None:
@@ -88,7 +111,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
     parser.add_argument("--profile", action="store_true", help="then profile 3 steps of each variant (torch profiler)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (then MFU against --peak_tflops)")
+    parser.add_argument("--peak_tflops", type=float, default=989.0, help="dense bf16 peak (H100/H200 SXM: 989)")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
 
     config = BarcodeMAEConfig(**PRESETS[args.model_size])  # BERT's dropout 0.1 (hidden and attention), as the original
@@ -100,6 +126,9 @@ def main() -> None:
     # The original pads every barcode with N to 660 nt: 110 tokens, the padding being [UNK] k-mers.
     original = [{"input_ids": tokenizer([s.ljust(660, "N")[:660] for s in c], return_tensors="pt")["input_ids"]}
                 for c in chunks]  # fmt: skip
+
+    ours_batches = [{key: value.to(device) for key, value in batch.items()} for batch in ours_batches]
+    original = [{key: value.to(device) for key, value in batch.items()} for batch in original]
 
     def ours(attn_implementation: str, objective: str = "mae"):
         model = BarcodeMAEForPreTraining(BarcodeMAEConfig(**PRESETS[args.model_size], objective=objective))
@@ -118,7 +147,8 @@ def main() -> None:
           f"{config.hidden_size}), batch {args.batch_size}, {ours_batches[0]['input_ids'].shape[1]} tokens, {args.steps} timed "
           f"steps, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     # The original uses AdamW's default (foreach) implementation; ours is the step of train.py (fused AdamW).
-    steps = {key: make_step(variants[key][1](), variants[key][3], fused=key != "a") for key in args.only}
+    steps = {key: make_step(variants[key][1]().to(device), variants[key][3], fused=key != "a", device=device)
+             for key in args.only}  # fmt: skip
     times = {key: [] for key in args.only}
     for index in range(args.steps + 1):  # round robin, so that other load on the machine hits every variant alike
         for key in args.only:
@@ -126,12 +156,16 @@ def main() -> None:
             elapsed = steps[key](batches[index % len(batches)])
             if index:  # the first step of each is a warm-up
                 times[key].append(elapsed)
-    print("| variant | sequences/s (median step) | sequences/s (best step) | vs (a), median |\n|---|---|---|---|")
+    flops = training_flops(config, args.batch_size, ours_batches[0]["input_ids"].shape[1])
+    print(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else device.type}; MFU = "
+          f"{flops / 1e9:.0f} GFLOP per step (ours' matmuls) / median step time / {args.peak_tflops:g} TFLOP/s")  # fmt: skip
+    print("| variant | sequences/s (median step) | sequences/s (best step) | vs (a), median | MFU |\n|---|---|---|---|---|")
     rates = {key: args.batch_size / statistics.median(times[key]) for key in args.only}
     for key in args.only:
         ratio = f"{rates[key] / rates['a']:.2f}x" if "a" in rates else "-"
         best = args.batch_size / min(times[key])
-        print(f"| ({key}) {variants[key][0]} | {rates[key]:.2f} | {best:.2f} | {ratio} |")
+        mfu = flops * rates[key] / args.batch_size / (args.peak_tflops * 1e12)
+        print(f"| ({key}) {variants[key][0]} | {rates[key]:.2f} | {best:.2f} | {ratio} | {mfu:.1%} |")
     if args.profile:
         for key in args.only:
             with torch.profiler.profile() as profiler:

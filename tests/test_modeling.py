@@ -248,3 +248,52 @@ def test_fast_dropout(dtype):
     rates = (fast_dropout(torch.ones(40000, 8, dtype=dtype), 0.5, training=True) == 0).float()
     assert (rates.mean(0) - 0.5).abs().max() < 0.01
     assert abs(torch.corrcoef(rates[:, :4].T)[0, 1:].abs().max().item()) < 0.02
+
+
+def test_hamming_soft_targets_match_the_reference_definition():
+    from modeling_barcodemae import hamming_soft_targets
+
+    labels = torch.tensor([0, 4**3 - 1, 27])  # AAA, TTT and one other 3-mer (class = base-4 digits, first = lowest)
+    targets = hamming_soft_targets(labels, k=3)
+    digits = torch.stack([(torch.arange(64) // 4**i) % 4 for i in range(3)], -1)
+    for row, label in enumerate(labels):
+        distance = (digits != digits[label]).sum(-1).float()  # the reference's measure_hamming_distances_wildcard
+        assert torch.allclose(targets[row], torch.softmax(-distance, -1))
+    assert targets.argmax(-1).tolist() == labels.tolist()
+
+
+def test_masked_loss_weight_adds_the_visible_tokens(batch):
+    input_ids, attention_mask = batch
+    noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(3))
+    paper = make_model()(input_ids, attention_mask, noise=noise)
+    model = make_model(masked_loss_weight=0.25)
+    out = model(input_ids, attention_mask, noise=noise)
+    assert torch.allclose(out.masked_loss, paper.masked_loss) and torch.allclose(paper.loss, paper.masked_loss)
+    keep = ~out.mask & attention_mask.bool()
+    targets = keep & (input_ids != 1)  # the visible real k-mers, [UNK] excluded
+    hidden_states = model._encode_and_reconstruct(input_ids, attention_mask, keep, out.mask)[1]
+    visible = torch.nn.functional.cross_entropy(model.head(hidden_states[targets]).float(), input_ids[targets] - 2)
+    assert torch.allclose(out.loss, 0.25 * out.masked_loss + 0.75 * visible, atol=1e-5)
+
+
+def test_contrastive_term_pulls_two_views_of_a_barcode_together(barcodes, tmp_path):
+    from modeling_barcodemae import info_nce
+
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    assert info_nce(a, a, 0.1) < info_nce(a, b, 0.1)  # identical views score better than unrelated ones
+    tokenizer = BarcodeMAETokenizer()
+    first = tokenizer(barcodes[:4], padding=True, return_tensors="pt")
+    second = tokenizer([sequence[3:] for sequence in barcodes[:4]], padding=True, return_tensors="pt")
+    views = dict(input_ids=first["input_ids"], attention_mask=first["attention_mask"],
+                 second_view_input_ids=second["input_ids"], second_view_attention_mask=second["attention_mask"])
+    model = make_model(contrastive_weight=0.5)
+    torch.manual_seed(1)
+    out = model(**views)
+    assert out.contrastive_loss is not None and torch.allclose(out.loss, out.masked_loss + 0.5 * out.contrastive_loss)
+    out.loss.backward()
+    assert model.contrastive_head[0].weight.grad.abs().sum() > 0
+    assert make_model()(**views).contrastive_loss is None  # off by default: the second view is ignored
+    # The projection head is pretraining-only: the encoder loads without it, quietly.
+    model.save_pretrained(tmp_path)
+    _, info = BarcodeMAEModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]

@@ -206,3 +206,37 @@ def test_bad_characters_error_or_skip(tmp_path, fixture_metadata, capsys, caplog
     fasta.write_text("".join(f">r{index}\n{sequence}\n" for index, sequence in enumerate(frame.dna_barcode[5:17])))
     assert run(tmp_path, "--data_file", str(fasta), "--splits", "all", "--max_steps", "1", output="fasta")["step"] == 1
     assert "skipped 1 rows" in caplog.text
+
+
+def test_probes_and_beyond_paper_objectives(tmp_path, fixture_path):
+    """--probe_file logs feature probes (untrained, along training, at the end); the objective flags reach the
+    saved config; the contrastive term gets two reading-frame views; OneCycle ends near zero learning rate."""
+    flags = ["--max_steps", "4", "--probe_file", str(fixture_path), "--probe_steps", "2", "--probe_keys", "200",
+             "--probe_queries", "50", "--masked_loss_weight", "0.5", "--hamming_soft_targets",
+             "--contrastive_weight", "0.5", "--lr_scheduler", "onecycle", "--checkpointing_steps", "0"]
+    run(tmp_path, *flags)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    probes = [row for row in rows if "probe_genus_1nn_unseen" in row]
+    assert [row["step"] for row in probes] == [0, 2, 4]
+    for row in probes:
+        assert 0 <= row["probe_genus_1nn_unseen"] <= 100 and 0 <= row["probe_species_1nn_layer0"] <= 100
+        assert 1 <= row["probe_participation_ratio"] <= 32  # at most the 32 hidden dimensions
+    logs = [row for row in rows if "loss" in row]
+    assert all(row["contrastive_loss"] > 0 for row in logs)
+    optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 5e-4, total_steps=4)
+    for _ in range(2):
+        optimizer.step()
+        schedule.step()
+    assert logs[0]["step"] == 2 and logs[0]["lr"] == pytest.approx(schedule.get_last_lr()[0])
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["masked_loss_weight"], saved["hamming_soft_targets"], saved["contrastive_weight"]) == (0.5, True, 0.5)
+
+
+def test_two_views_start_at_different_offsets(fixture_path):
+    data = [{"sequence": "ACGTAC" * 20}, {"sequence": "ACGTACG"}]
+    views = train.OffsetBarcodes(data, k=6, seed=0, views=2)
+    first, second = views[0]
+    assert first != second and first.endswith(second) or second.endswith(first)
+    assert views[1] == ("ACGTACG", "CGTACG") or views[1] == ("CGTACG", "ACGTACG")  # two offsets keep a full 6-mer
+    assert views[0] == train.OffsetBarcodes(data, k=6, seed=0, views=2)[0]  # seeded: the same on resume

@@ -32,6 +32,16 @@ class BarcodeMAEConfig(PretrainedConfig):
             `[MASK]` in place of masked tokens and a linear head predicts them; the BarcodeBERT-style baseline).
         pooling_layer: which hidden state `BarcodeMAEModel.pooler_output` averages: -1 is the last layer,
             0 the embedding output, i the output of layer i.
+        masked_loss_weight: weight w of the masked k-mers in the reconstruction loss; the visible k-mers are
+            reconstructed too, with weight 1 - w. 1.0 (the paper's loss) scores masked k-mers only. The reference
+            implementation's `--separate_loss --masked_loss_weight w` (bioscan-ml/BarcodeMAE, `pretraining.py`).
+        hamming_soft_targets: reconstruct soft k-mer targets, softmax(-Hamming distance) over all 4^k k-mers,
+            instead of one-hot ones: the reference's `--pretrain_levenshtein` (its `levenshtein.py`).
+        contrastive_weight: weight of a contrastive term that is not in the paper (ours; off at 0.0): the pooled
+            encoder features of two views of each barcode (two reading-frame offsets, each with its own masking) are
+            pulled together against the other barcodes of the batch (symmetric InfoNCE through a projection head
+            that is discarded with the decoder). Needs `second_view_input_ids` in pretraining.
+        contrastive_temperature: temperature of that InfoNCE term.
     """
 
     model_type = "barcodemae"
@@ -58,6 +68,10 @@ class BarcodeMAEConfig(PretrainedConfig):
         mask_ratio: float = 0.5,
         objective: str = "mae",
         pooling_layer: int = -1,
+        masked_loss_weight: float = 1.0,
+        hamming_soft_targets: bool = False,
+        contrastive_weight: float = 0.0,
+        contrastive_temperature: float = 0.1,
         pad_token_id: int | None = None,
         **kwargs,
     ):
@@ -65,6 +79,10 @@ class BarcodeMAEConfig(PretrainedConfig):
             raise ValueError(f"objective must be 'mae' or 'mlm', got {objective!r}")
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+        if not 0.0 <= masked_loss_weight <= 1.0:
+            raise ValueError(f"masked_loss_weight must be in [0, 1], got {masked_loss_weight}")
+        if contrastive_weight < 0.0 or contrastive_temperature <= 0.0:
+            raise ValueError("contrastive_weight must be >= 0 and contrastive_temperature > 0")
         if hidden_size % num_attention_heads or decoder_hidden_size % decoder_num_attention_heads:
             raise ValueError("hidden sizes must be divisible by their number of attention heads")
         if max_sequence_length // k_mer > max_position_embeddings:
@@ -93,6 +111,10 @@ class BarcodeMAEConfig(PretrainedConfig):
         self.mask_ratio = mask_ratio
         self.objective = objective
         self.pooling_layer = pooling_layer
+        self.masked_loss_weight = masked_loss_weight
+        self.hamming_soft_targets = hamming_soft_targets
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
         # Vocabulary layout of the original BarcodeMAE / BarcodeBERT releases: [MASK]=0, [UNK]=1, k-mers, [PAD].
         self.mask_token_id = 0
         self.unk_token_id = 1

@@ -34,22 +34,51 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
     """Output of `BarcodeMAEForPreTraining`.
 
     Args:
-        loss: mean cross-entropy over the masked k-mers (0 when nothing is masked).
+        loss: the training loss: `masked_loss` under the paper's recipe, plus the visible-token and contrastive terms
+            when the config turns them on.
         logits: `(num_masked, 4**k)` k-mer class scores, one row per masked position, in `mask.nonzero()` order.
         labels: `(num_masked,)` true k-mer class of each row of `logits`.
         mask: `(batch, length)` True where a token was masked (the reconstruction targets).
+        masked_loss: mean reconstruction cross-entropy over the masked k-mers (0 when nothing is masked).
+        contrastive_loss: the InfoNCE term between two views (None when it is off or no second view was given).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    masked_loss: torch.Tensor | None = None
+    contrastive_loss: torch.Tensor | None = None
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean over the positions where `attention_mask` is 1, in float32 (a row without any gives zeros)."""
     weights = attention_mask.float().unsqueeze(-1)
     return (hidden_states.float() * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+_HAMMING_TABLES: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def hamming_soft_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """`(n, 4**k)` soft targets softmax(-Hamming distance to each k-mer), as the reference's `levenshtein.py` builds.
+
+    The `(4**k, 4**k)` distance table is built once per k and device (uint8: 16 MiB for 6-mers).
+    """
+    key = (k, str(labels.device))
+    if key not in _HAMMING_TABLES:
+        codes = torch.arange(4**k, device=labels.device)
+        digits = torch.stack([(codes // 4**i) % 4 for i in range(k)], dim=-1)  # base-4 digits of every k-mer
+        _HAMMING_TABLES[key] = (digits[:, None, :] != digits[None, :, :]).sum(-1).to(torch.uint8)
+    return torch.softmax(-_HAMMING_TABLES[key][labels].float(), dim=-1)
+
+
+def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE: row i of `first` and of `second` are positives, every other row of the batch a negative."""
+    first, second = F.normalize(first.float(), dim=-1), F.normalize(second.float(), dim=-1)
+    logits = first @ second.T / temperature
+    targets = torch.arange(len(first), device=first.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
 def fast_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -265,7 +294,7 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
     """
 
     # A pretraining checkpoint also holds the decoder and the head: loading the encoder alone ignores them quietly.
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\."]
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\."]
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)
@@ -335,6 +364,10 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
         else:
             self.mask_token = None
             self.head = BarcodeMAEPredictionHead(config, config.hidden_size)
+        if config.contrastive_weight > 0:  # SimCLR-style projection head, discarded with the decoder
+            self.contrastive_head = nn.Sequential(
+                nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.hidden_size)
+            )
         self.post_init()
 
     def random_masking(
@@ -362,30 +395,74 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
+        second_view_input_ids: torch.Tensor | None = None,
+        second_view_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BarcodeMAEForPreTrainingOutput | tuple:
+        """`second_view_*`: the same barcodes tokenized from another start offset (for `config.contrastive_weight`)."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         keep, mask = self.random_masking(input_ids, attention_mask, noise)
-        if self.config.objective == "mae":
-            hidden_states = self._decode(self._encode_visible(input_ids, keep), keep, attention_mask)
-        else:
-            hidden_states = self.barcodemae(
-                input_ids.masked_fill(mask, self.config.mask_token_id), attention_mask=attention_mask
-            ).last_hidden_state
-        logits = self.head(hidden_states[mask])  # only the masked positions are scored
+        encoded, hidden_states = self._encode_and_reconstruct(input_ids, attention_mask, keep, mask)
+        logits = self.head(hidden_states[mask])  # the masked positions are always scored
         labels = input_ids[mask] - FIRST_KMER_ID
-        loss = F.cross_entropy(logits.float(), labels) if labels.numel() else logits.sum() * 0.0
-        output = BarcodeMAEForPreTrainingOutput(loss=loss, logits=logits, labels=labels, mask=mask)
+        masked_loss = loss = self._reconstruction_loss(logits, labels)
+        weight = self.config.masked_loss_weight
+        if weight < 1.0:  # the visible k-mers too, as the reference's --separate_loss
+            visible = keep & attention_mask.bool() & (input_ids != self.config.unk_token_id)
+            visible_loss = self._reconstruction_loss(self.head(hidden_states[visible]), input_ids[visible] - FIRST_KMER_ID)
+            loss = weight * masked_loss + (1.0 - weight) * visible_loss
+        contrastive_loss = None
+        if self.config.contrastive_weight > 0 and second_view_input_ids is not None:
+            second = self._pooled_view(second_view_input_ids, second_view_attention_mask)
+            contrastive_loss = info_nce(
+                self.contrastive_head(encoded.pooler_output), self.contrastive_head(second),
+                self.config.contrastive_temperature,
+            )  # fmt: skip
+            loss = loss + self.config.contrastive_weight * contrastive_loss
+        output = BarcodeMAEForPreTrainingOutput(
+            loss=loss, logits=logits, labels=labels, mask=mask, masked_loss=masked_loss, contrastive_loss=contrastive_loss
+        )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 
-    def _encode_visible(self, input_ids: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode_and_reconstruct(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
+        """The encoder's output on this masking and the hidden states the head scores, at every position."""
+        if self.config.objective == "mae":
+            encoded, order = self._encode_visible(input_ids, keep)
+            return encoded, self._decode(encoded.last_hidden_state, order, keep, attention_mask)
+        masked = input_ids.masked_fill(mask, self.config.mask_token_id)
+        encoded = self.barcodemae(masked, attention_mask=attention_mask, return_dict=True)
+        return encoded, encoded.last_hidden_state
+
+    def _pooled_view(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Pooled encoder features of a view with its own random masking (as the encoder sees it in pretraining)."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        keep, mask = self.random_masking(input_ids, attention_mask)
+        if self.config.objective == "mae":
+            return self._encode_visible(input_ids, keep)[0].pooler_output
+        masked = input_ids.masked_fill(mask, self.config.mask_token_id)
+        return self.barcodemae(masked, attention_mask=attention_mask, return_dict=True).pooler_output
+
+    def _reconstruction_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy against the k-mer classes, or their Hamming soft targets; 0 for no rows."""
+        if not labels.numel():
+            return logits.sum() * 0.0
+        targets = hamming_soft_targets(labels, self.config.k_mer) if self.config.hamming_soft_targets else labels
+        return F.cross_entropy(logits.float(), targets)
+
+    def _encode_visible(
+        self, input_ids: torch.Tensor, keep: torch.Tensor
+    ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
         """Run the encoder on the kept tokens only, packed to the left in their original order, at their positions.
 
         Rows that keep fewer tokens than the longest are filled with padding (token, attention mask 0), never with
-        masked tokens. Returns the encoder output `(batch, visible, hidden)` and the position of each visible slot.
+        masked tokens. Returns the encoder output (`last_hidden_state` `(batch, visible, hidden)`, `pooler_output`
+        over the visible tokens) and the position of each visible slot.
         """
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device).expand_as(input_ids)
@@ -397,14 +474,14 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
             input_ids.gather(1, order).masked_fill(~visible, self.config.pad_token_id),
             attention_mask=visible.long(),
             position_ids=order.masked_fill(~visible, 0),
-        ).last_hidden_state
+            return_dict=True,
+        )
         return encoded, order
 
     def _decode(
-        self, encoded: tuple[torch.Tensor, torch.Tensor], keep: torch.Tensor, attention_mask: torch.Tensor
+        self, visible_states: torch.Tensor, order: torch.Tensor, keep: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """Decoder over all positions: encoder outputs at the kept ones, the mask embedding elsewhere."""
-        visible_states, order = encoded
         visible_states = self.decoder_embed(visible_states)
         batch, length = keep.shape
         # Each row of `order` holds distinct positions, so the scatter writes each position at most once; slots that
@@ -420,7 +497,7 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
 class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
     """Pooled barcode embedding → dropout → linear; `labels` and `problem_type` handled as in transformers."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\."]
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\."]
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)
