@@ -90,9 +90,9 @@ def command_cluster(args) -> None:
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
     records = read_records(args.input, args.splits, args.sequence_column, args.id_column, label_columns=[args.compare_to])
-    clusters = threshold_clusters(_embed(encoder, records.sequences, args, ""), args.threshold)
+    clusters = threshold_clusters(_embed(encoder, records.sequences, args, ""), args.threshold, args.linkage)
     write_table(output, pd.DataFrame({"id": records.ids, "cluster": clusters}))
-    message = f"{len(records)} barcodes in {clusters.max() + 1} clusters ({encoder.name}, threshold {args.threshold})"
+    message = f"{len(records)} barcodes in {clusters.max() + 1} clusters ({encoder.name}, {args.linkage} linkage at {args.threshold})"
     truth = records.labels.get(args.compare_to)
     if truth is not None and (truth != "").any():
         from sklearn.metrics import adjusted_mutual_info_score
@@ -148,7 +148,7 @@ def command_convert(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from barcodemae.clustering import DEFAULT_THRESHOLD
+    from barcodemae.clustering import DEFAULT_LINKAGE, DEFAULT_THRESHOLD, LINKAGES
     from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.identify import DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
 
@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input(cluster)
     cluster.add_argument("--output", required=True, help="OUT.tsv: id, cluster")
     cluster.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="cosine distance at which to cut")
+    cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE)
     cluster.add_argument("--compare_to", default="dna_bin", help="report the AMI against this column when present")
     _add_model(cluster)
     cluster.set_defaults(run=command_cluster)

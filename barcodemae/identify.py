@@ -53,6 +53,7 @@ def calibrate_thresholds(
     are compared with the whole reference. A rank without any such pair gets no threshold (-inf: never abstains).
     """
     unit = F.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
+    labels = {rank: labels[rank] for rank in RANKS if rank in labels}
     codes = {rank: torch.from_numpy(pd.factorize(labels[rank])[0]) for rank in labels}  # "" gets a code too
     rows = np.random.default_rng(seed).permutation(len(unit))[:sample]
     nearest = {rank: [] for rank in labels}
@@ -60,12 +61,10 @@ def calibrate_thresholds(
         chunk = torch.from_numpy(rows[start : start + chunk_size])
         similarity = unit[chunk] @ unit.T
         similarity[torch.arange(len(chunk)), chunk] = float("-inf")  # not its own relative
-        for index, rank in enumerate(RANKS):
-            if rank not in labels:
-                continue
+        for rank in labels:
             known = torch.from_numpy(labels[rank] != "")
             same = (codes[rank][chunk, None] == codes[rank][None]) & known[None] & known[chunk, None]
-            below = RANKS[index - 1] if index > 0 else None
+            below = RANKS[RANKS.index(rank) - 1] if rank != RANKS[0] else None
             if below in labels:
                 known_below = torch.from_numpy(labels[below] != "")
                 same &= (codes[below][chunk, None] != codes[below][None]) & known_below[None] & known_below[chunk, None]

@@ -1,4 +1,4 @@
-"""Cost of the pieces of evaluate_probes.py at BIOSCAN-5M scale, and whether bf16 autocast changes the probes.
+"""Cost of the pieces of the probe protocol (barcodemae.protocol, evaluate_probes.py) at BIOSCAN-5M scale, and whether bf16 autocast changes the probes.
 
     python benchmarks/bench_probes.py --data_file /work/shared/data/bold_insecta_coi.csv.gz            # everything
     python benchmarks/bench_probes.py --sections knn bin --bin_points 22000
@@ -22,7 +22,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import evaluate_probes as probes  # noqa: E402
+from barcodemae import protocol as probes  # noqa: E402
+from barcodemae.data import load_splits  # noqa: E402
+from barcodemae.encoders import embed_sequences, kmer_embeddings  # noqa: E402
+from barcodemae.neighbours import nearest_neighbour  # noqa: E402
 
 
 def projected(x: np.ndarray, dims: int = 768, seed: int = 0) -> np.ndarray:
@@ -36,22 +39,22 @@ def bench_knn(args) -> None:
     keys = rng.normal(size=(118_000, 768)).astype(np.float32)
     source = rng.choice(len(keys), 3_400, replace=False)
     queries = keys[source] + 0.01 * rng.normal(size=(3_400, 768)).astype(np.float32)
-    probes.nearest_neighbour(keys[:1000], queries[:10])
+    nearest_neighbour(keys[:1000], queries[:10])
     started = time.perf_counter()
-    found = probes.nearest_neighbour(keys, queries)
+    found = nearest_neighbour(keys, queries)
     elapsed = time.perf_counter() - started
     print(f"knn: 118,000 keys x 3,400 queries x 768 dims: {elapsed:.2f} s (torch chunked matmul, "
           f"{torch.get_num_threads()} threads); found the source key for {np.mean(found == source):.1%} of queries")
 
 
 def bench_probe(args) -> None:
-    splits = probes.load_splits(args.data_file, ["train", "test"])
+    splits = load_splits(args.data_file, ["train", "test"])
     train, test = splits["train"], splits["test"]
     train_rows, test_rows = np.flatnonzero(train.labels["species"] != ""), np.flatnonzero(test.labels["species"] != "")
     y_train, y_test = train.labels["species"][train_rows], test.labels["species"][test_rows]
     print(f"probe: train {len(train_rows)} unique barcodes, {len(set(y_train))} species; test {len(test_rows)}")
-    six_train = probes.kmer_embeddings([train.sequences[i] for i in train_rows], 6)
-    six_test = probes.kmer_embeddings([test.sequences[i] for i in test_rows], 6)
+    six_train = kmer_embeddings([train.sequences[i] for i in train_rows], 6)
+    six_test = kmer_embeddings([test.sequences[i] for i in test_rows], 6)
     x_train, x_test = projected(six_train), projected(six_test)
     for max_iter in args.max_iters:
         started = time.perf_counter()
@@ -59,8 +62,8 @@ def bench_probe(args) -> None:
         elapsed = time.perf_counter() - started
         print(f"probe: 768 dims, max_iter={max_iter}: {elapsed:.1f} s, accuracy {np.mean(predicted == y_test):.4f}")
     for k in (4, 6):
-        a = probes.kmer_embeddings([train.sequences[i] for i in train_rows], k)
-        b = probes.kmer_embeddings([test.sequences[i] for i in test_rows], k)
+        a = kmer_embeddings([train.sequences[i] for i in train_rows], k)
+        b = kmer_embeddings([test.sequences[i] for i in test_rows], k)
         started = time.perf_counter()
         predicted = probes.linear_probe(a, y_train, b, max_iter=200)
         print(f"probe: kmer:{k} ({a.shape[1]} dims), max_iter=200: {time.perf_counter() - started:.1f} s, "
@@ -68,14 +71,14 @@ def bench_probe(args) -> None:
 
 
 def bench_bin(args) -> None:
-    splits = probes.load_splits(args.data_file, ["test", "test_unseen", "key_unseen", "train"])
+    splits = load_splits(args.data_file, ["test", "test_unseen", "key_unseen", "train"])
     sequences, bins = [], []
     for split in splits.values():
         rows = np.flatnonzero(split.labels["dna_bin"] != "")
         sequences += [split.sequences[i] for i in rows]
         bins += list(split.labels["dna_bin"][rows])
     chosen = np.sort(np.random.default_rng(0).choice(len(sequences), min(args.bin_points, len(sequences)), replace=False))
-    x = projected(probes.kmer_embeddings([sequences[i] for i in chosen], 6))
+    x = projected(kmer_embeddings([sequences[i] for i in chosen], 6))
     labels = np.asarray(bins)[chosen]
     probes.reduce_umap(x[:200], 5, 5, 0.0, 0)  # numba compilation, not counted
     started = time.perf_counter()
@@ -105,9 +108,9 @@ def bench_bf16(args) -> None:
         results[precision] = metrics
         print(f"bf16: {precision}: embed {metrics['timings']['embed_s']:.1f} s (total {time.perf_counter() - started:.1f} s); "
               + ", ".join(f"{name} {100 * get(metrics):.1f}" for name, get in probes.TABLE_COLUMNS))
-    splits = probes.load_splits(args.fixture, ["test"])
-    a = probes.embed_sequences(model, tokenizer, splits["test"].sequences, progress=False)
-    b = probes.embed_sequences(model, tokenizer, splits["test"].sequences, precision="bf16", progress=False)
+    splits = load_splits(args.fixture, ["test"])
+    a = embed_sequences(model, tokenizer, splits["test"].sequences, progress=False)
+    b = embed_sequences(model, tokenizer, splits["test"].sequences, precision="bf16", progress=False)
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     print(f"bf16: cosine(fp32, bf16) per barcode: min {cosine.min():.5f}, mean {cosine.mean():.5f}")
 

@@ -1,0 +1,186 @@
+"""`barcodemae identify` and `cluster` beside BLAST top hit and VSEARCH, on the same barcodes, one thread each.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_identify.py --data_file ../shared/data/bold_insecta_coi.csv.gz
+    python benchmarks/bench_identify.py                          # the bundled fixture
+    python benchmarks/bench_identify.py --sections cluster --thresholds 0.08 0.1 0.12
+
+identify: reference = `train`, queries = `test` (seen species) and `test_unseen` (unseen species, seen genera), all
+prepared as everywhere (clean, deduplicate). Per rank: accuracy of the best guess on every query with a known label
+(BLAST: the top hit by bit score; a query without a hit counts as wrong); with abstention: how often a call is made
+and how often a made call is right; species abstention on `test_unseen` is the correct answer. Wall time from the
+prepared sequences to the calls (embedding the reference included; BLAST: makeblastdb + blastn -task megablast).
+cluster: `val` + `val_unseen` choose the threshold, `test` + `test_unseen` report it (barcodes with a `dna_bin`);
+AMI against `dna_bin`, VSEARCH --cluster_fast at 97/98/99% identity beside it (no cluster count given to either).
+BLAST (blastn, makeblastdb) and VSEARCH are optional: each is skipped, saying so, when not on PATH.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from barcodemae.clustering import threshold_clusters  # noqa: E402
+from barcodemae.data import load_splits  # noqa: E402
+from barcodemae.encoders import load_encoder  # noqa: E402
+from barcodemae.identify import RANKS, Reference, calibrate_thresholds, identify  # noqa: E402
+from barcodemae.protocol import FIXTURE  # noqa: E402
+
+
+def write_fasta(path: Path, sequences: list[str]) -> None:
+    path.write_text("".join(f">{index}\n{sequence}\n" for index, sequence in enumerate(sequences)))
+
+
+def score(split, best: dict, calls: dict | None = None) -> str:
+    """Markdown cells: per rank accuracy of the best guess; with calls, called % and accuracy of the calls."""
+    cells = []
+    for rank in RANKS:
+        known = split.labels[rank] != ""
+        right = best[rank] == split.labels[rank]
+        cell = f"{100 * right[known].mean():.1f}"
+        if calls is not None:
+            made = calls[rank] != ""
+            cell += f" ({100 * made[known].mean():.0f}% called, {100 * right[known & made].mean():.1f} right)"
+        cells.append(cell)
+    return " | ".join(cells)
+
+
+def run_ours(model: str, reference_split, query_splits, neighbours: int, quantile: float) -> None:
+    started = time.perf_counter()
+    encoder = load_encoder(model)
+    reference_vectors = encoder.embed(reference_split.sequences)
+    thresholds = calibrate_thresholds(reference_vectors, reference_split.labels, quantile=quantile)
+    reference = Reference(reference_vectors, reference_split.labels, thresholds)
+    setup = time.perf_counter() - started
+    for split in query_splits:
+        started = time.perf_counter()
+        table = identify(reference, encoder.embed(split.sequences), k=neighbours)
+        elapsed = setup + time.perf_counter() - started
+        best = {rank: table[f"{rank}_best_hit"].to_numpy() for rank in RANKS}
+        calls = {rank: table[rank].to_numpy() for rank in RANKS}
+        print(f"| {model} (k={neighbours}, q={quantile}) | {split.name} | {len(split)} | {elapsed:.1f} | "
+              f"{score(split, best, calls)} |", flush=True)  # fmt: skip
+
+
+def run_blast(reference_split, query_splits, folder: Path) -> None:
+    if not (shutil.which("blastn") and shutil.which("makeblastdb")):
+        print("| BLAST | skipped: blastn / makeblastdb not on PATH (apt-get install ncbi-blast+) |")
+        return
+    started = time.perf_counter()
+    write_fasta(folder / "reference.fa", reference_split.sequences)
+    subprocess.run(["makeblastdb", "-in", str(folder / "reference.fa"), "-dbtype", "nucl", "-out",
+                    str(folder / "reference")], check=True, capture_output=True)  # fmt: skip
+    setup = time.perf_counter() - started
+    for split in query_splits:
+        started = time.perf_counter()
+        write_fasta(folder / "queries.fa", split.sequences)
+        result = subprocess.run(
+            ["blastn", "-task", "megablast", "-query", str(folder / "queries.fa"), "-db", str(folder / "reference"),
+             "-outfmt", "6 qseqid sseqid bitscore", "-max_target_seqs", "5", "-num_threads", "1"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        elapsed = setup + time.perf_counter() - started
+        top = {}
+        for line in result.stdout.splitlines():
+            query, subject, bits = line.split("\t")
+            if int(query) not in top or float(bits) > top[int(query)][1]:
+                top[int(query)] = (int(subject), float(bits))
+        best = {rank: np.array([reference_split.labels[rank][top[i][0]] if i in top else "" for i in range(len(split))])
+                for rank in RANKS}  # fmt: skip
+        print(f"| BLAST megablast top hit | {split.name} | {len(split)} | {elapsed:.1f} | {score(split, best)} |",
+              flush=True)  # fmt: skip
+
+
+def with_bins(splits, names):
+    sequences, bins = [], []
+    for name in names:
+        known = splits[name].labels["dna_bin"] != ""
+        sequences += [sequence for sequence, keep in zip(splits[name].sequences, known) if keep]
+        bins += list(splits[name].labels["dna_bin"][known])
+    return sequences, np.asarray(bins)
+
+
+def run_clusters(model: str, splits, thresholds, linkages) -> None:
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    encoder = load_encoder(model)
+    for names in (["val", "val_unseen"], ["test", "test_unseen"]):
+        sequences, bins = with_bins(splits, names)
+        vectors = encoder.embed(sequences)
+        for linkage in linkages:
+            for threshold in thresholds:
+                started = time.perf_counter()
+                clusters = threshold_clusters(vectors, threshold, linkage)
+                elapsed = time.perf_counter() - started
+                print(f"| {model} {linkage} linkage, cosine distance {threshold} | {' + '.join(names)} | {len(bins)} | "
+                      f"{len(set(bins))} | {clusters.max() + 1} | {100 * adjusted_mutual_info_score(bins, clusters):.1f} | "
+                      f"{elapsed:.1f} (clustering only) |", flush=True)  # fmt: skip
+
+
+def run_vsearch(splits, identities, folder: Path) -> None:
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    if not shutil.which("vsearch"):
+        print("| VSEARCH | skipped: vsearch not on PATH (apt-get install vsearch) |")
+        return
+    sequences, bins = with_bins(splits, ["test", "test_unseen"])
+    write_fasta(folder / "pooled.fa", sequences)
+    for identity in identities:
+        started = time.perf_counter()
+        subprocess.run(["vsearch", "--cluster_fast", str(folder / "pooled.fa"), "--id", str(identity), "--threads", "1",
+                        "--uc", str(folder / "clusters.uc"), "--quiet"], check=True, capture_output=True)  # fmt: skip
+        elapsed = time.perf_counter() - started
+        clusters = np.empty(len(sequences), dtype=np.int64)
+        for line in (folder / "clusters.uc").read_text().splitlines():
+            fields = line.split("\t")
+            if fields[0] in ("S", "H"):
+                clusters[int(fields[8])] = int(fields[1])
+        print(f"| VSEARCH --cluster_fast --id {identity} | test + test_unseen | {len(bins)} | {len(set(bins))} | "
+              f"{clusters.max() + 1} | {100 * adjusted_mutual_info_score(bins, clusters):.1f} | {elapsed:.1f} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_file", default=str(FIXTURE))
+    parser.add_argument("--models", nargs="+", default=["kmer:6"])
+    parser.add_argument("--sections", nargs="+", default=["identify", "blast", "cluster", "vsearch"])
+    parser.add_argument("--neighbours", type=int, nargs="+", default=[5])
+    parser.add_argument("--quantiles", type=float, nargs="+", default=[0.05])
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.06, 0.08, 0.1, 0.12, 0.15, 0.2])
+    parser.add_argument("--linkages", nargs="+", default=["single", "average"])
+    parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.98, 0.99])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    import datasets
+
+    datasets.disable_progress_bars()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"data {args.data_file}; CPU {cpu}, {os.cpu_count()} cores, 1 thread; torch {torch.__version__}")
+    splits = load_splits(args.data_file, ["train", "test", "test_unseen", "val", "val_unseen"])
+    header = " | ".join(RANKS)
+    with tempfile.TemporaryDirectory() as folder:
+        if {"identify", "blast"} & set(args.sections):
+            print(f"\n| method | queries | n | seconds | {header} |\n|---|---|---:|---:|" + "---|" * len(RANKS))
+        for model in args.models if "identify" in args.sections else []:
+            for neighbours in args.neighbours:
+                for quantile in args.quantiles:
+                    run_ours(model, splits["train"], [splits["test"], splits["test_unseen"]], neighbours, quantile)
+        if "blast" in args.sections:
+            run_blast(splits["train"], [splits["test"], splits["test_unseen"]], Path(folder))
+        if {"cluster", "vsearch"} & set(args.sections):
+            print("\n| method | barcodes | n | BINs | clusters | AMI | seconds |\n|---|---|---:|---:|---:|---:|---:|")
+        for model in args.models if "cluster" in args.sections else []:
+            run_clusters(model, splits, args.thresholds, args.linkages)
+        if "vsearch" in args.sections:
+            run_vsearch(splits, args.identities, Path(folder))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""barcodemae.identify and barcodemae.clustering on synthetic vectors and the fixture's k-mer vectors."""
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import pdist
+from sklearn.metrics import adjusted_rand_score
+
+from barcodemae.clustering import threshold_clusters
+from barcodemae.data import load_splits
+from barcodemae.encoders import kmer_embeddings
+from barcodemae.identify import Reference, calibrate_thresholds, identify
+
+
+def taxonomy_vectors(rng, noise: float):
+    """2 genera x 2 species x 6 barcodes: species centres close within a genus, genera far apart."""
+    genera = rng.normal(size=(2, 32)) * 10
+    vectors, species, genus = [], [], []
+    for g in range(2):
+        for s in range(2):
+            centre = genera[g] + rng.normal(size=32) * 3
+            vectors += list(centre + rng.normal(size=(6, 32)) * noise)
+            species += [f"G{g} s{s}"] * 6
+            genus += [f"G{g}"] * 6
+    labels = {"species": np.array(species), "genus": np.array(genus), "family": np.array(["F"] * 24)}
+    return np.array(vectors, dtype=np.float32), labels, genera
+
+
+def test_unseen_species_gets_genus_and_no_species():
+    rng = np.random.default_rng(0)
+    vectors, labels, genera = taxonomy_vectors(rng, noise=0.3)
+    thresholds = calibrate_thresholds(vectors, labels, quantile=0.05)
+    assert thresholds["species"] > thresholds["genus"]  # relatives within a species are closer than within a genus
+    seen = vectors[[0, 13]] + rng.normal(size=(2, 32)).astype(np.float32) * 0.3  # new barcodes of known species
+    unseen = (genera[[0, 1]] + rng.normal(size=(2, 32)) * 3).astype(np.float32)  # new species of known genera
+    calls = identify(Reference(vectors, labels, thresholds), np.concatenate([seen, unseen]), k=3)
+    assert list(calls.species) == ["G0 s0", "G1 s0", "", ""]
+    assert list(calls.genus) == ["G0", "G1", "G0", "G1"]
+    assert list(calls.species_best_hit[2:]) != ["", ""] and (calls.genus_agreement[:2] == 1.0).all()
+
+
+def test_labels_unknown_at_a_rank_are_not_called():
+    vectors = np.eye(4, dtype=np.float32)
+    labels = {"species": np.array(["", "", "a", "a"]), "genus": np.array(["A", "A", "A", "A"])}
+    calls = identify(Reference(vectors, labels, {"species": -1.0, "genus": -1.0}), vectors[:1], k=4)
+    assert calls.species[0] == "a" and calls.species_similarity[0] == pytest.approx(0.0)
+    assert calls.genus[0] == "A" and calls.genus_similarity[0] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def fixture_vectors(fixture_path):
+    splits = load_splits(fixture_path, ["test", "test_unseen"])
+    return kmer_embeddings(splits["test"].sequences + splits["test_unseen"].sequences, 6)
+
+
+@pytest.mark.parametrize(("method", "threshold"), [("single", 0.1), ("average", 0.15)])
+def test_clusters_equal_scipy_on_all_pairs(fixture_vectors, method, threshold):
+    """Component-wise clustering gives exactly scipy's linkage over the whole distance matrix."""
+    expected = fcluster(linkage(pdist(fixture_vectors, "cosine"), method=method), t=threshold, criterion="distance")
+    found = threshold_clusters(fixture_vectors, threshold, method, chunk_size=100)
+    assert adjusted_rand_score(expected, found) == 1.0
+    assert found[0] == 0 and set(found) == set(range(found.max() + 1))  # numbered by first appearance
