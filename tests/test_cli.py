@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_config_kwargs
+from test_probes import one_thread, tiny_model_dir  # noqa: F401 - shared fixtures
 
 from barcodemae.cli import main
 from barcodemae.files import read_embeddings
-from configuration_barcodemae import BarcodeMAEConfig
 from modeling_barcodemae import BarcodeMAEModel
 from tokenization_barcodemae import BarcodeMAETokenizer
 
@@ -26,23 +25,6 @@ def barcodemae(*arguments, cwd) -> subprocess.CompletedProcess:
     command = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "barcodemae.cli"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run([*command, *map(str, arguments)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny_barcodemae")
-    torch.manual_seed(0)
-    BarcodeMAEModel(BarcodeMAEConfig(**tiny_config_kwargs())).save_pretrained(directory)
-    BarcodeMAETokenizer().save_pretrained(directory)
-    return directory
 
 
 @pytest.mark.slow
