@@ -42,6 +42,11 @@ class BarcodeMAEConfig(PretrainedConfig):
             pulled together against the other barcodes of the batch (symmetric InfoNCE through a projection head
             that is discarded with the decoder). Needs `second_view_input_ids` in pretraining.
         contrastive_temperature: temperature of that InfoNCE term.
+        profile_loss_weight: weight of a masked-profile term that is not in the paper (ours; off at 0.0): from the
+            pooled encoder features of the visible k-mers alone, a linear head predicts the overlapping k-mer
+            frequencies of the whole barcode (every position, every reading frame; cross-entropy). A sequence-level
+            masked-prediction target aimed at the pooled embedding that similarity search uses; the head is
+            discarded with the decoder.
     """
 
     model_type = "barcodemae"
@@ -72,6 +77,7 @@ class BarcodeMAEConfig(PretrainedConfig):
         hamming_soft_targets: bool = False,
         contrastive_weight: float = 0.0,
         contrastive_temperature: float = 0.1,
+        profile_loss_weight: float = 0.0,
         pad_token_id: int | None = None,
         **kwargs,
     ):
@@ -81,8 +87,8 @@ class BarcodeMAEConfig(PretrainedConfig):
             raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
         if not 0.0 <= masked_loss_weight <= 1.0:
             raise ValueError(f"masked_loss_weight must be in [0, 1], got {masked_loss_weight}")
-        if contrastive_weight < 0.0 or contrastive_temperature <= 0.0:
-            raise ValueError("contrastive_weight must be >= 0 and contrastive_temperature > 0")
+        if contrastive_weight < 0.0 or contrastive_temperature <= 0.0 or profile_loss_weight < 0.0:
+            raise ValueError("contrastive_weight and profile_loss_weight must be >= 0, contrastive_temperature > 0")
         if hidden_size % num_attention_heads or decoder_hidden_size % decoder_num_attention_heads:
             raise ValueError("hidden sizes must be divisible by their number of attention heads")
         if max_sequence_length // k_mer > max_position_embeddings:
@@ -115,6 +121,7 @@ class BarcodeMAEConfig(PretrainedConfig):
         self.hamming_soft_targets = hamming_soft_targets
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
+        self.profile_loss_weight = profile_loss_weight
         # Vocabulary layout of the original BarcodeMAE / BarcodeBERT releases: [MASK]=0, [UNK]=1, k-mers, [PAD].
         self.mask_token_id = 0
         self.unk_token_id = 1

@@ -7,7 +7,7 @@
     python train.py --resume_from_checkpoint latest   # continue an interrupted run (same flags)
 
 Data: barcodes of the `--splits` (default pretrain + other_heldout) of a BIOSCAN-5M metadata CSV, or any CSV / TSV /
-parquet / FASTA file (see barcode_data.py); trailing N stripped, truncated to 660 nt, identical barcodes kept once,
+parquet / FASTA file (see barcodemae/data.py); trailing N stripped, truncated to 660 nt, identical barcodes kept once,
 a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation).
 Model: `--model_size small` (default: 4+4 layers x 256, decoder as deep as the encoder as in the paper; a few
 minutes on a CPU) or `paper` (6+6 x 768, the BarcodeMAEConfig defaults), `--model_config config.json` and/or size
@@ -37,7 +37,10 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from barcode_data import BAD_SEQUENCE_POLICIES, clean_barcode, deduplicate, load_barcodes  # noqa: E402
+from barcodemae.data import BAD_SEQUENCE_POLICIES, load_barcodes, prepare_barcodes  # noqa: E402
+from barcodemae.errors import UserError, run_main  # noqa: E402
+from barcodemae.model_card import model_card  # noqa: E402
+from barcodemae.recipes import DEFAULT_RECIPE, RECIPES, SIZE_PRESETS  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
@@ -49,15 +52,8 @@ SIZE_FLAGS = (
 )  # fmt: skip
 OBJECTIVE_FLAGS = (
     "objective", "k_mer", "max_sequence_length", "mask_ratio", "pooling_layer",
-    "masked_loss_weight", "hamming_soft_targets", "contrastive_weight", "contrastive_temperature",
+    "masked_loss_weight", "hamming_soft_targets", "contrastive_weight", "contrastive_temperature", "profile_loss_weight",
 )  # fmt: skip
-PRESETS = {
-    "small": dict(
-        hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
-        decoder_hidden_size=256, decoder_num_hidden_layers=4, decoder_num_attention_heads=4, decoder_intermediate_size=1024,
-    ),  # fmt: skip
-    "paper": {},  # the BarcodeMAEConfig defaults: 6-mers, 660 nt, 6+6 layers x 768 (6 heads), 50% masking
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,15 +70,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--max_validation_sequences", type=int, default=2000)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
     model = parser.add_argument_group("model")
-    model.add_argument("--model_size", choices=sorted(PRESETS), default="small",
+    model.add_argument("--model_size", choices=sorted(SIZE_PRESETS), default="small",
                        help="size preset; ignored when --model_config is given (default: small)")
     model.add_argument("--model_config", default=None, help="config.json (BarcodeMAEConfig fields) to start from")
+    model.add_argument("--model_name_or_path", default=None,
+                       help="continue pretraining from these weights: a train.py output, a converted original "
+                            "checkpoint, or a Hub id (a decoder it lacks starts fresh); objective flags still apply")
     model.add_argument("--objective", choices=("mae", "mlm"), default=None, help="default: mae (or the config's)")
     model.add_argument("--k_mer", type=int, default=None)
     model.add_argument("--max_sequence_length", type=int, default=None, help="nucleotides kept (default 660)")
     model.add_argument("--mask_ratio", type=float, default=None, help="default 0.5")
     model.add_argument("--pooling_layer", type=int, default=None, help="hidden state pooled by the encoder (default -1)")
-    objective = parser.add_argument_group("objective (BarcodeMAEConfig fields; defaults: the paper's recipe)")
+    objective = parser.add_argument_group("objective (BarcodeMAEConfig fields; defaults: those of --recipe)")
+    objective.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+                           help="named objective + optimiser settings (barcodemae/recipes.py); flags given override it "
+                                f"(default: {DEFAULT_RECIPE})")
     objective.add_argument("--masked_loss_weight", type=float, default=None,
                            help="weight w of the masked k-mers; visible ones get 1 - w (default 1.0: masked only)")
     objective.add_argument("--hamming_soft_targets", action="store_true", default=None,
@@ -90,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     objective.add_argument("--contrastive_weight", type=float, default=None,
                            help="weight of the InfoNCE term between two reading-frame views (ours; default 0: off)")
     objective.add_argument("--contrastive_temperature", type=float, default=None, help="default 0.1")
+    objective.add_argument("--profile_loss_weight", type=float, default=None,
+                           help="weight of the masked-profile term: pooled visible features predict the whole "
+                                "barcode's overlapping k-mer frequencies (ours; default 0: off)")
     for flag in SIZE_FLAGS:
         model.add_argument(f"--{flag}", type=int, default=None)
     train = parser.add_argument_group("training")
@@ -137,22 +142,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     hub.add_argument("--hub_private", action="store_true")
     hub.add_argument("--dataset_id", default=None,
                      help="Hub dataset id for the model card (default: bioscan-ml/BIOSCAN-5M for BIOSCAN-5M files)")
+    recipe = parser.parse_known_args(argv)[0].recipe
+    parser.set_defaults(**RECIPES[recipe])  # the recipe's values, under any flag given explicitly
     args = parser.parse_args(argv)
     if args.gradient_accumulation_steps < 1 or args.per_device_train_batch_size < 1:
         parser.error("batch size and gradient accumulation steps must be positive")
     if args.validation_size <= 0:
         parser.error("--validation_size must be positive")
+    if args.model_name_or_path and (args.model_config or any(getattr(args, flag) is not None for flag in SIZE_FLAGS)):
+        parser.error("--model_name_or_path brings its own size: drop --model_config and the size flags")
     return args
 
 
 def build_config(args: argparse.Namespace) -> BarcodeMAEConfig:
-    """Preset (or --model_config) first, then the explicit flags on top."""
-    if args.model_config:
-        fields = json.loads(Path(args.model_config).read_text())
-        for derived in ("auto_map", "architectures", "model_type", "transformers_version", "vocab_size"):
+    """Preset (or --model_config, or --model_name_or_path's config) first, then the explicit flags on top."""
+    if args.model_config or args.model_name_or_path:
+        if args.model_config:
+            fields = json.loads(Path(args.model_config).read_text())
+        else:
+            fields = BarcodeMAEConfig.get_config_dict(args.model_name_or_path)[0]
+        for derived in ("auto_map", "architectures", "model_type", "transformers_version", "vocab_size", "dtype"):
             fields.pop(derived, None)
     else:
-        fields = dict(PRESETS[args.model_size])
+        fields = dict(SIZE_PRESETS[args.model_size])
     for name in (*SIZE_FLAGS, *OBJECTIVE_FLAGS):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
@@ -174,14 +186,6 @@ def resolve_mixed_precision(choice: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------- data
 
 
-def _clean(sequences: list[str], max_length: int) -> dict:
-    return {"sequence": [clean_barcode(sequence, max_length) for sequence in sequences]}
-
-
-def _long_enough(sequences: list[str], k: int) -> list[bool]:
-    return [len(sequence) >= k for sequence in sequences]
-
-
 def load_pretraining_data(args, config: BarcodeMAEConfig, log) -> tuple:
     """Read, clean (strip trailing N, truncate), drop too-short barcodes (counted), deduplicate, hold out validation."""
     splits = None if args.splits == ["all"] else args.splits
@@ -191,17 +195,13 @@ def load_pretraining_data(args, config: BarcodeMAEConfig, log) -> tuple:
     except ValueError as error:
         if "select splits" not in str(error):
             raise
-        raise ValueError(f"{error}; pass --splits all to train on every row") from None
+        raise UserError(f"{error}; pass --splits all to train on every row") from None
     rows = len(data)
-    data = data.map(_clean, batched=True, input_columns="sequence", fn_kwargs={"max_length": config.max_sequence_length},
-                    desc="Cleaning barcodes")  # fmt: skip
-    data = data.filter(_long_enough, batched=True, input_columns="sequence", fn_kwargs={"k": config.k_mer})
-    too_short = rows - len(data)
-    data = deduplicate(data)
+    data, too_short = prepare_barcodes(data, config.max_sequence_length, min_length=config.k_mer)
     log(f"{args.data_file}: {rows} rows in {', '.join(args.splits)}; {too_short} shorter than one {config.k_mer}-mer "
         f"after stripping N dropped; {len(data)} unique barcodes")  # fmt: skip
     if len(data) < 2:
-        raise ValueError(f"{args.data_file}: {len(data)} unique barcode(s): too few to train and validate on")
+        raise UserError(f"{args.data_file}: {len(data)} unique barcode(s): too few to train and validate on")
     size = args.validation_size
     num_validation = int(size) if size >= 1 else max(1, round(size * len(data)))
     num_validation = min(num_validation, args.max_validation_sequences, len(data) - 1)
@@ -339,86 +339,26 @@ def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
 # ---------------------------------------------------------------------------------------------------------------- export
 
 
-def model_card(args, config, metrics: dict, data_summary: dict) -> str:
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
+def write_model_card(args, config, metrics: dict, data_summary: dict, training: dict) -> str:
+    """The model card of the exported folder: resolved settings, the data file's name (no local paths)."""
     data_name = Path(args.data_file).name
+    data = (f"`{data_name}`, splits {', '.join(args.splits)}: {data_summary['train']} unique barcodes for training, "
+            f"{data_summary['validation']} held out for validation (cleaned, truncated to {config.max_sequence_length} "
+            f"nt, identical barcodes kept once, random start offset 0..{config.k_mer - 1} per epoch).")  # fmt: skip
     dataset_id = args.dataset_id or ("bioscan-ml/BIOSCAN-5M" if "bioscan_5m" in data_name.lower() else None)
-    name = args.push_to_hub or Path(args.output_dir).name
-    location = args.push_to_hub or args.output_dir
-    task = ("fill-mask", "Masked k-mer reconstruction")
-    common = dict(task_type=task[0], task_name=task[1], dataset_type=dataset_id or data_name, dataset_name=data_name,
-                  dataset_split="held-out validation")  # fmt: skip
-    card_data = ModelCardData(
-        library_name="transformers", pipeline_tag="feature-extraction", model_name=name,
-        tags=["biology", "dna", "dna-barcoding", "genomics", "masked-autoencoder", "barcodemae", "custom_code"],
-        datasets=[dataset_id] if dataset_id else None,
-        eval_results=[
-            EvalResult(metric_type="accuracy", metric_name="Masked-token accuracy",
-                       metric_value=round(metrics["val_masked_accuracy"], 4), **common),
-            EvalResult(metric_type="loss", metric_name="Masked-token cross-entropy",
-                       metric_value=round(metrics["val_loss"], 4), **common),
-        ],
-    )  # fmt: skip
-    hyper = {key: value for key, value in vars(args).items() if key not in ("push_to_hub", "hub_private")}
-    size = (f"{config.num_hidden_layers}-layer {config.hidden_size}-wide encoder"
-            + (f", {config.decoder_num_hidden_layers}-layer {config.decoder_hidden_size}-wide decoder"
-               if config.objective == "mae" else ", linear MLM head"))  # fmt: skip
-    body = f"""
-# {name}
-
-A BarcodeMAE model ([arXiv 2502.18405](https://arxiv.org/abs/2502.18405)) pretrained with `train.py`:
-objective `{config.objective}` ({"masked autoencoder: the encoder sees only the visible k-mers" if config.objective == "mae"
-else "BarcodeBERT-style masked language modelling"}), {config.k_mer}-mers, {config.mask_ratio:.0%} of the k-mers masked,
-{size}, {config.max_sequence_length} nt per barcode.
-
-## Data
-
-`{data_name}`, splits {", ".join(args.splits)}: {data_summary["train"]} unique barcodes for training,
-{data_summary["validation"]} held out for validation (trailing N stripped, truncated to {config.max_sequence_length} nt,
-identical barcodes kept once, random start offset 0..{config.k_mer - 1} per epoch).
-
-## Validation (fixed masking noise)
-
-| metric | value |
-|---|---|
-| masked-token accuracy | {metrics["val_masked_accuracy"]:.4f} |
-| masked-token loss | {metrics["val_loss"]:.4f} |
-| masked tokens | {metrics["val_masked_tokens"]} |
-| optimizer steps | {metrics["step"]} |
-
-## Use
-
-```python
-from transformers import AutoModel, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{location}", trust_remote_code=True)
-model = AutoModel.from_pretrained("{location}", trust_remote_code=True)
-inputs = tokenizer(["AACATTATATTTTATTTTTGGAATTTGAGC..."], padding=True, return_tensors="pt")
-embedding = model(**inputs).pooler_output  # mean over the k-mers: the barcode embedding
-```
-
-`AutoModelForPreTraining` loads the encoder with its decoder (masked reconstruction), and
-`AutoModelForSequenceClassification` adds a fresh classification head.
-
-## Hyperparameters
-
-```json
-{json.dumps(hyper, indent=2, default=str)}
-```
-"""
-    return str(ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}"))
+    location = args.push_to_hub or Path(args.output_dir).name
+    return model_card(config, location, location, data, training, data_name, metrics, dataset_id=dataset_id)
 
 
-def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summary: dict) -> None:
+def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summary: dict, training: dict) -> None:
     output_dir = Path(args.output_dir)
     unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)  # gathers FSDP shards; every process must call it
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir, state_dict=state_dict, save_function=accelerator.save)
         tokenizer.save_pretrained(output_dir)
-        (output_dir / "README.md").write_text(model_card(args, config, metrics, data_summary))
-        (output_dir / "training_args.json").write_text(json.dumps(vars(args), indent=2, default=str))
+        (output_dir / "README.md").write_text(write_model_card(args, config, metrics, data_summary, training))
+        (output_dir / "training_args.json").write_text(json.dumps({**vars(args), **training}, indent=2, default=str))
     accelerator.wait_for_everyone()
 
 
@@ -443,8 +383,8 @@ def make_scheduler(args: argparse.Namespace, optimizer, total_steps: int):
 
 def new_logging_window() -> dict:
     """Sums over the steps since the last log line (losses and masked-token hits, sequences) and when they began."""
-    return {"loss": 0.0, "masked_loss": 0.0, "contrastive_loss": 0.0, "steps": 0, "correct": 0.0, "masked": 0.0,
-            "sequences": 0, "start": time.perf_counter()}  # fmt: skip
+    return {"loss": 0.0, "masked_loss": 0.0, "contrastive_loss": 0.0, "profile_loss": 0.0, "steps": 0, "correct": 0.0,
+            "masked": 0.0, "sequences": 0, "start": time.perf_counter()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -485,7 +425,13 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     validation_loader = make_validation_loader(validation_data, tokenizer, config, args)
 
-    model = BarcodeMAEForPreTraining(config)
+    if args.model_name_or_path:
+        model, loading = BarcodeMAEForPreTraining.from_pretrained(args.model_name_or_path, config=config,
+                                                                  output_loading_info=True)  # fmt: skip
+        log(f"started from {args.model_name_or_path}" + (f"; newly initialised: {len(loading['missing_keys'])} tensors "
+            "(a decoder or head the checkpoint lacks)" if loading["missing_keys"] else ""))  # fmt: skip
+    else:
+        model = BarcodeMAEForPreTraining(config)
     attn_implementation = args.attn_implementation
     if attn_implementation == "auto":
         attn_implementation = "eager" if accelerator.device.type == "cpu" else "sdpa"
@@ -592,8 +538,9 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.zero_grad()
             window["loss"] += out.loss.detach().float().item()
             window["masked_loss"] += out.masked_loss.detach().float().item() * out.labels.numel()
-            if out.contrastive_loss is not None:
-                window["contrastive_loss"] += out.contrastive_loss.detach().float().item()
+            for term in ("contrastive_loss", "profile_loss"):
+                if getattr(out, term) is not None:
+                    window[term] += getattr(out, term).detach().float().item()
             window["steps"] += 1
             window["correct"] += (out.logits.detach().argmax(-1) == out.labels).sum().item()
             window["masked"] += out.labels.numel()
@@ -604,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
             progress.update(1)
             last_step = completed_steps >= max_steps
             if completed_steps % args.logging_steps == 0 or last_step:
-                names = ("loss", "masked_loss", "contrastive_loss", "steps", "correct", "masked")
+                names = ("loss", "masked_loss", "contrastive_loss", "profile_loss", "steps", "correct", "masked")
                 sums = dict(zip(names, accelerator.reduce(torch.tensor([window[name] for name in names],
                             device=accelerator.device, dtype=torch.float64), "sum").tolist()))  # fmt: skip
                 masked = max(sums["masked"], 1.0)
@@ -612,8 +559,10 @@ def main(argv: list[str] | None = None) -> dict:
                           "loss": sums["loss"] / sums["steps"], "masked_loss": sums["masked_loss"] / masked,
                           "masked_accuracy": sums["correct"] / masked, "lr": scheduler.get_last_lr()[0],
                           "seq_per_s": window["sequences"] / (time.perf_counter() - window["start"])}  # fmt: skip
-                if config.contrastive_weight > 0:
-                    values["contrastive_loss"] = sums["contrastive_loss"] / sums["steps"]
+                for term, weight in (("contrastive_loss", config.contrastive_weight),
+                                     ("profile_loss", config.profile_loss_weight)):  # fmt: skip
+                    if weight > 0:
+                        values[term] = sums[term] / sums["steps"]
                 progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['masked_accuracy']:.3f}",
                                      lr=f"{values['lr']:.2e}", seq_s=f"{values['seq_per_s']:.1f}")  # fmt: skip
                 record(values)
@@ -647,7 +596,13 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"trained {completed_steps - first_step} steps in {elapsed / 60:.1f} min (probes and validation included): "
         f"{trained / max(elapsed, 1e-9):.1f} sequences/s "
         f"({torch.get_num_threads()} CPU threads)")  # fmt: skip
-    export(accelerator, model, tokenizer, config, args, last_eval, data_summary)
+    training = {"recipe": args.recipe, **({"started_from": Path(args.model_name_or_path).name}
+                                          if args.model_name_or_path else {}),
+                "optimizer_steps": completed_steps, "global_batch_size": global_batch, "learning_rate": learning_rate,
+                "lr_scheduler": args.lr_scheduler, "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay,
+                "adam_betas": [args.adam_beta1, args.adam_beta2], "max_grad_norm": args.max_grad_norm,
+                "mixed_precision": mixed_precision, "seed": args.seed, "processes": accelerator.num_processes}  # fmt: skip
+    export(accelerator, model, tokenizer, config, args, last_eval, data_summary, training)
     log(f"exported to {output_dir} (AutoModel.from_pretrained({str(output_dir)!r}, trust_remote_code=True))")
     if report_to != "none":
         accelerator.end_training()
@@ -657,5 +612,11 @@ def main(argv: list[str] | None = None) -> dict:
     return last_eval
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command: `main` with its metrics dropped, for `run_main` (an `error:` line for bad input, no traceback)."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(cli))

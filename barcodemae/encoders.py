@@ -293,7 +293,8 @@ class TransformersEncoder(Encoder):
 
 
 def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto", **options) -> Encoder:
-    """`kmer:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none).
+    """`kmer:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none, then
+    the model's own `config.pooling_layer`, then the last layer).
 
     `options`: batch_size, precision, reading_frames of `TransformersEncoder`.
     """
@@ -308,7 +309,9 @@ def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, 
 def from_model(name: str, model, tokenizer, layer: int | None = None, all_layers: bool = False, **options) -> Encoder:
     """An encoder around an in-memory model (e.g. a checkpoint during training)."""
     check_tokenizer_reads_dna(name, tokenizer)
-    layers = list(range(num_layers(model) + 1)) if all_layers else [-1 if layer is None else layer]
+    if layer is None:  # the layer the model pools itself (`pooling_layer` of a BarcodeMAE config), else the last
+        layer = getattr(model.config, "pooling_layer", -1)
+    layers = list(range(num_layers(model) + 1)) if all_layers else [layer]
     return TransformersEncoder(name, model, tokenizer, layers, **options)
 
 

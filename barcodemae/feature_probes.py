@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evaluate_probes import embed_sequences, load_splits, nearest_neighbour
+from barcodemae.data import load_splits
+from barcodemae.encoders import embed_sequences
+from barcodemae.neighbours import nearest_neighbour
 
 PROBE_SPLITS = ("train", "test", "test_unseen")
 PROBE_LAYERS = {"": -1, "_layer0": 0}  # metric suffix -> hidden state (last layer, embedding output)

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForTokenClassification, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcode_data import clean_barcode, load_barcodes  # noqa: E402
+from barcodemae.data import clean_barcode, load_barcodes  # noqa: E402
+from barcodemae.recipes import SIZE_PRESETS  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
-from train import PRESETS  # noqa: E402
 
 
 class OriginalStyleMAE(torch.nn.Module):
@@ -106,7 +106,7 @@ def training_flops(config: BarcodeMAEConfig, batch: int, tokens: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_file", default=str(Path(__file__).resolve().parents[1] / "data" / "bioscan_fixture.csv.gz"))
-    parser.add_argument("--model_size", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--model_size", choices=sorted(SIZE_PRESETS), default="paper")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--only", nargs="+", default=["a", "b", "c", "d", "e"])
@@ -117,7 +117,7 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
 
-    config = BarcodeMAEConfig(**PRESETS[args.model_size])  # BERT's dropout 0.1 (hidden and attention), as the original
+    config = BarcodeMAEConfig(**SIZE_PRESETS[args.model_size])  # BERT's dropout 0.1 (hidden and attention), as the original
     pretrain = load_barcodes(args.data_file, splits=["pretrain"])["sequence"]
     sequences = [clean_barcode(s) for s in pretrain[: args.batch_size * (args.steps + 1)]]
     tokenizer = BarcodeMAETokenizer()
@@ -131,7 +131,7 @@ def main() -> None:
     original = [{key: value.to(device) for key, value in batch.items()} for batch in original]
 
     def ours(attn_implementation: str, objective: str = "mae"):
-        model = BarcodeMAEForPreTraining(BarcodeMAEConfig(**PRESETS[args.model_size], objective=objective))
+        model = BarcodeMAEForPreTraining(BarcodeMAEConfig(**SIZE_PRESETS[args.model_size], objective=objective))
         model.set_attn_implementation(attn_implementation)
         return model
 

@@ -26,29 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from barcodemae.feature_probes import FeatureProbe  # noqa: E402
-from evaluate_probes import kmer_embeddings  # noqa: E402
+from barcodemae.recipes import RECIPES  # noqa: E402
+from barcodemae.encoders import kmer_embeddings  # noqa: E402
 
-REFERENCE_OPTIMISER = ["--learning_rate", "1e-4", "--lr_scheduler", "onecycle", "--weight_decay", "1e-5",
-                       "--adam_beta2", "0.999"]  # fmt: skip  # bioscan-ml/BarcodeMAE pretraining.py (lr per 64)
-RECIPES = {
-    "paper": [],  # masked k-mers only, one-hot targets: the BarcodeMAEConfig defaults
-    "visible": ["--masked_loss_weight", "0.5"],
-    "visible_soft": ["--masked_loss_weight", "0.5", "--hamming_soft_targets"],
-    "soft": ["--hamming_soft_targets"],
-    "reference_optimiser": REFERENCE_OPTIMISER,
-    "visible_mask25": ["--masked_loss_weight", "0.5", "--mask_ratio", "0.25"],
-    "visible_mask75": ["--masked_loss_weight", "0.5", "--mask_ratio", "0.75"],
-    "contrastive": ["--contrastive_weight", "1.0"],
-    "visible_contrastive": ["--masked_loss_weight", "0.5", "--contrastive_weight", "1.0"],
-    "contrastive_strong": ["--contrastive_weight", "5.0"],
-}
-SIZES = {
-    "2x128": ["--hidden_size", "128", "--num_hidden_layers", "2", "--num_attention_heads", "2",
-              "--intermediate_size", "512", "--decoder_hidden_size", "128", "--decoder_num_hidden_layers", "2",
-              "--decoder_num_attention_heads", "2", "--decoder_intermediate_size", "512"],
-    "4x256": ["--model_size", "small"],
-    "paper": ["--model_size", "paper"],
-}  # fmt: skip
+SIZES = {"2x128": "tiny", "4x256": "small", "paper": "paper"}  # run-name prefix -> train.py --model_size
 PROBE_METRICS = ("probe_genus_1nn_unseen", "probe_species_1nn", "probe_participation_ratio")
 
 
@@ -62,6 +43,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max_steps", type=int, default=500)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--probe_steps", type=int, default=100)
+    parser.add_argument("--probe_keys", type=int, default=4000, help="train barcodes in the probe subsample")
+    parser.add_argument("--probe_queries", type=int, default=1000, help="test and test_unseen barcodes, each")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     parser.add_argument("--time_budget_s", type=float, default=None, help="stop runs still going after this long")
@@ -80,7 +63,8 @@ def train_command(args: argparse.Namespace, size: str, recipe: str, seed: int) -
             "--output_dir", str(Path(args.output_dir) / run_name(size, recipe, seed)), "--seed", str(seed),
             "--max_steps", str(args.max_steps), "--per_device_train_batch_size", str(args.batch_size),
             "--probe_file", args.data_file, "--probe_steps", str(args.probe_steps), "--checkpointing_steps", "0",
-            "--logging_steps", "50", "--report_to", "none", *SIZES[size], *RECIPES[recipe], *extra]  # fmt: skip
+            "--probe_keys", str(args.probe_keys), "--probe_queries", str(args.probe_queries),
+            "--logging_steps", "50", "--report_to", "none", "--recipe", recipe, "--model_size", SIZES[size], *extra]  # fmt: skip
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -133,7 +117,7 @@ def summarise(args: argparse.Namespace) -> str:
     """A markdown table: kmer:6 and each run's untrained (step 0), last and best probes; written to summary.md."""
     output_dir = Path(args.output_dir)
     records = json.loads((output_dir / "runs.json").read_text()) if (output_dir / "runs.json").exists() else {}
-    probe = FeatureProbe(args.data_file)
+    probe = FeatureProbe(args.data_file, args.probe_keys, args.probe_queries)
     kmer = probe.score(kmer_embeddings(probe.sequences, 6))
     header = ("| run | steps | genus 1-NN unseen (last layer / layer 0) | species 1-NN | participation ratio | "
               "best genus 1-NN (step) | masked acc | seq/s | wall s |")  # fmt: skip

@@ -40,5 +40,5 @@ echo "pretraining seed $first_seed: ${SECONDS}s"
 (probe curves; probe layers; probe frames) &
 wait
 python experiments/probe_runs.py --data_file "$DATA" --runs_dir "$OUT" --seeds $SEEDS --part summary
-python experiments/probe_runs.py --data_file "$DATA" --runs_dir "$OUT" --seeds $SEEDS --part release
+# (the released checkpoint: experiments/issue11_study.sh, which compares it with the untrained encoder and kmer:6)
 echo "total: ${SECONDS}s"

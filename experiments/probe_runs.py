@@ -10,8 +10,7 @@ BENCHMARKS.md): the parts take about 80 core-minutes on the 2-core CPU.
 - `layers`: every layer of the seed-0 runs (0 = embedding output).
 - `frames`: the seed-0 runs with embeddings averaged over the k reading frames.
 - `summary`: `runs_dir/summary.md` (mean ± spread over seeds) and the learning-curve PNGs.
-- `release`: the encoder of the MAE run with the best harmonic mean, with its tokenizer, custom code and a model card,
-  to `checkpoints/barcodemae-4x256-bold` (encoder only: about 17 MB).
+(The released checkpoint is written by experiments/release_checkpoint.py.)
 """
 
 import argparse
@@ -25,7 +24,9 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
-from evaluate_probes import TABLE_COLUMNS, evaluate, load_splits, nearest_neighbour  # noqa: E402
+from barcodemae.data import load_splits  # noqa: E402
+from barcodemae.neighbours import nearest_neighbour  # noqa: E402
+from barcodemae.protocol import TABLE_COLUMNS, evaluate  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining, BarcodeMAEModel  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
@@ -206,75 +207,18 @@ def summarise(args: argparse.Namespace) -> None:
     figure.savefig(args.figures_dir / "probe_curves.png", dpi=110)
 
 
-MODEL_CARD = """---
-library_name: transformers
-license: mit
-tags: [dna, barcodes, coi, biodiversity, masked-autoencoder, feature-extraction]
-pipeline_tag: feature-extraction
----
-
-# BarcodeMAE 4x256 (BOLD insect COI, small CPU model)
-
-The encoder of a small BarcodeMAE ({layers} layers x {width}, {heads} heads; pretrained with a decoder of the same
-depth, 50% masking of non-overlapping 6-mers) for frozen feature extraction from insect COI-5P barcodes. Pretrained
-for {steps} steps of 64 barcodes (bf16 autocast, 2-core CPU) on the `pretrain` + `other_heldout` splits of a 108k-record
-BOLD export in the BIOSCAN-5M layout (16.7k unique barcodes): `experiments/mae_vs_mlm.sh`, run `{run}`. Validation
-masked 6-mer accuracy {val_acc:.1f}%.
-
-```python
-from transformers import AutoModel, AutoTokenizer
-model = AutoModel.from_pretrained("PATH", trust_remote_code=True).eval()
-tokenizer = AutoTokenizer.from_pretrained("PATH", trust_remote_code=True)
-embeddings = model(**tokenizer(barcodes, padding=True, truncation=True, return_tensors="pt")).pooler_output
-```
-
-## Frozen-feature probes (evaluate_probes.py, same data, %)
-
-{table}
-
-A small model trained for minutes: it is a working example of the package, not a replacement for k-mer
-baselines, which it does not beat. Pooling the embedding layer instead of the last one measured better on the seed-0
-run of the same setup (genus 1-NN 55.8 vs 36.9): `AutoModel.from_pretrained(PATH, trust_remote_code=True,
-pooling_layer=0)`. See RESULTS.md of the repository for where it stands and why.
-"""
-
-
-def release(args: argparse.Namespace) -> None:
-    main_results = load_results(args.runs_dir, "main")
-    runs = [path for name, path in run_dirs(args.runs_dir, args.seeds).items() if name.startswith("mae")]
-    best = max(runs, key=lambda run: main_results[str(run)]["harmonic_mean"])
-    encoder = BarcodeMAEModel.from_pretrained(best)
-    tokenizer = BarcodeMAETokenizer.from_pretrained(best)
-    target = Path(__file__).resolve().parents[1] / "checkpoints" / "barcodemae-4x256-bold"
-    encoder.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    rows = ["| model | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---|" + "---:|" * len(SUMMARY_COLUMNS)]
-    for name, label in (("kmer:6", "kmer:6 baseline"), ("untrained", "untrained encoder"), (str(best), "this model")):
-        row = table_row(main_results[name])
-        rows.append(f"| {label} | " + " | ".join(f"{row[c]:.1f}" for c in SUMMARY_COLUMNS) + " |")
-    metrics = [json.loads(line) for line in (best / "metrics.jsonl").read_text().splitlines()]
-    config = encoder.config
-    (target / "README.md").write_text(MODEL_CARD.format(
-        layers=config.num_hidden_layers, width=config.hidden_size, heads=config.num_attention_heads,
-        steps=final_step(best), run=best.name, val_acc=100 * [m for m in metrics if "val_loss" in m][-1]["val_masked_accuracy"],
-        table="\n".join(rows)))
-    print(f"released {best} to {target}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_file", required=True)
     parser.add_argument("--runs_dir", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--part", choices=("main", "curves", "layers", "frames", "summary", "release"), required=True)
+    parser.add_argument("--part", choices=("main", "curves", "layers", "frames", "summary"), required=True)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--figures_dir", type=Path, default=Path(__file__).resolve().parents[1] / "results")
     args = parser.parse_args()
     args.figures_dir.mkdir(parents=True, exist_ok=True)
     if args.part == "summary":
         summarise(args)
-    elif args.part == "release":
-        release(args)
     else:
         run_part(args.part, args)
 

@@ -297,3 +297,31 @@ def test_contrastive_term_pulls_two_views_of_a_barcode_together(barcodes, tmp_pa
     model.save_pretrained(tmp_path)
     _, info = BarcodeMAEModel.from_pretrained(tmp_path, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_overlapping_kmer_profile_counts_every_reading_frame(barcodes):
+    from modeling_barcodemae import overlapping_kmer_profile
+
+    tokenizer = BarcodeMAETokenizer(k_mer=3)
+    sequences = ["ACGTTGCA", "AAAANAAATTT", barcodes[0][:90]]
+    input_ids = tokenizer(sequences, padding=True, return_tensors="pt")["input_ids"]
+    profile = overlapping_kmer_profile(input_ids, k=3)
+    codes = {"".join(kmer): index for index, kmer in enumerate(__import__("itertools").product("ACGT", repeat=3))}
+    for row, sequence in enumerate(sequences):
+        chunks = [sequence[i : i + 3] for i in range(0, len(sequence) // 3 * 3, 3)]  # the tokens: whole 3-mers only
+        kept = "".join(chunk if set(chunk) <= set("ACGT") else "NNN" for chunk in chunks)  # an [UNK] token: 3 unknowns
+        windows = [kept[i : i + 3] for i in range(len(kept) - 2) if set(kept[i : i + 3]) <= set("ACGT")]
+        expected = torch.zeros(64)
+        for window in windows:
+            expected[codes[window]] += 1 / len(windows)
+        assert torch.allclose(profile[row], expected)
+
+
+def test_profile_term_is_added_and_its_head_is_pretraining_only(batch, tmp_path):
+    input_ids, attention_mask = batch
+    model = make_model(profile_loss_weight=2.0)
+    out = model(input_ids, attention_mask, noise=torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(0)))
+    assert out.profile_loss > 0 and torch.allclose(out.loss, out.masked_loss + 2.0 * out.profile_loss)
+    model.save_pretrained(tmp_path)
+    _, info = BarcodeMAEModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]

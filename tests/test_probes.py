@@ -271,3 +271,17 @@ def test_cli(tmp_path, fixture_path):
     bad = subprocess.run(command[:3] + ["no/such/model"] + command[5:], capture_output=True, text=True,
                          cwd=tmp_path, timeout=300, env=env)
     assert bad.returncode == 2 and "no/such/model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_encoder_pools_the_layer_the_model_pools(barcodes):
+    """A model saved with `pooling_layer=0` is embedded at layer 0 by embed/identify/cluster/evaluate, as its
+    `pooler_output` is; an explicit layer still wins."""
+    torch.manual_seed(0)
+    model = BarcodeMAEModel(BarcodeMAEConfig(pooling_layer=0, **tiny_config_kwargs())).eval()
+    tokenizer = BarcodeMAETokenizer()
+    encoder = encoders.from_model("tiny", model, tokenizer)
+    assert encoder.layers == [0]
+    with torch.inference_mode():
+        pooled = model(**tokenizer(barcodes[:1], return_tensors="pt")).pooler_output.numpy()
+    assert np.allclose(encoder.embed(barcodes[:1]), pooled, atol=1e-5)
+    assert encoders.from_model("tiny", model, tokenizer, layer=-1).layers == [-1]

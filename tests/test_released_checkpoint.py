@@ -1,6 +1,7 @@
 """The pretrained checkpoint shipped in checkpoints/ loads as a user loads it and gives useful embeddings."""
 
 import numpy as np
+import pytest
 import torch
 from conftest import REPO, run_clean_python
 
@@ -10,6 +11,7 @@ from tokenization_barcodemae import BarcodeMAETokenizer
 CHECKPOINT = REPO / "checkpoints" / "barcodemae-4x256-bold"
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_trust_remote_code_and_embeds_the_fixture(fixture_metadata, tmp_path):
     keys = fixture_metadata[fixture_metadata.split == "train"]
     queries = fixture_metadata[fixture_metadata.split == "test_unseen"]

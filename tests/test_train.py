@@ -38,6 +38,7 @@ def run(tmp_path, *flags, output="out"):
     return train.main(argv)
 
 
+@pytest.mark.slow
 def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch, capsys):
     calls = {}
     import huggingface_hub
@@ -65,6 +66,7 @@ def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: transformers" in card and "model-index:" in card
     assert f"value: {round(metrics['val_masked_accuracy'], 4)}" in card
+    assert "## Limitations" in card and "license: mit" in card and "null" not in card and str(tmp_path) not in card
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if "loss" in line] == [2, 4, 6]
     assert {"loss", "masked_accuracy", "lr", "seq_per_s"} <= set(lines[0])
@@ -118,6 +120,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
         run(tmp_path, *flags, "--resume_from_checkpoint", str(tmp_path))
 
 
+@pytest.mark.slow
 def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     """`torchrun --nproc_per_node 2` with ACCELERATE_USE_CPU=1: real DDP (gloo), one RNG state per process in the
     checkpoint, and a resumed 2-process run ends with the same weights as the uninterrupted one (the all-reduce of
@@ -240,3 +243,45 @@ def test_two_views_start_at_different_offsets(fixture_path):
     assert first != second and first.endswith(second) or second.endswith(first)
     assert views[1] == ("ACGTACG", "CGTACG") or views[1] == ("CGTACG", "ACGTACG")  # two offsets keep a full 6-mer
     assert views[0] == train.OffsetBarcodes(data, k=6, seed=0, views=2)[0]  # seeded: the same on resume
+
+
+def test_recipe_sets_objective_and_optimiser_and_flags_win():
+    args = train.parse_args(["--recipe", "reference_optimiser"])
+    assert (args.learning_rate, args.lr_scheduler, args.weight_decay, args.adam_beta2) == (1e-4, "onecycle", 1e-5, 0.999)
+    config = train.build_config(train.parse_args(["--recipe", "visible_profile", "--masked_loss_weight", "0.7"]))
+    assert (config.masked_loss_weight, config.profile_loss_weight) == (0.7, 1.0)
+    paper = train.build_config(train.parse_args(["--recipe", "paper"]))
+    assert (paper.masked_loss_weight, paper.profile_loss_weight, paper.contrastive_weight) == (1.0, 0.0, 0.0)
+
+
+def test_continue_pretraining_from_existing_weights(tmp_path):
+    """--model_name_or_path starts from saved weights: a train.py output, or an encoder-only folder (fresh decoder)."""
+    run(tmp_path, "--max_steps", "1", "--checkpointing_steps", "0")
+    first = load_file(tmp_path / "out" / "model.safetensors")
+    argv = ["--output_dir", str(tmp_path / "more"), "--mixed_precision", "no", "--max_steps", "1",
+            "--learning_rate", "0", "--checkpointing_steps", "0", "--model_name_or_path", str(tmp_path / "out")]
+    train.main(argv)
+    continued = load_file(tmp_path / "more" / "model.safetensors")
+    assert continued.keys() == first.keys() and all(torch.equal(first[k], continued[k]) for k in first)  # lr 0
+    from modeling_barcodemae import BarcodeMAEModel
+
+    BarcodeMAEModel.from_pretrained(tmp_path / "out").save_pretrained(tmp_path / "encoder")  # encoder only
+    AcceleratorState._reset_state(True)
+    train.main(argv[:-1] + [str(tmp_path / "encoder")])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model_name_or_path", str(tmp_path / "out"), "--hidden_size", "64"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("", "the file is empty"),
+                                              ("dna_barcode,split\nACGTAC7GTACGT,pretrain\n", "the character '7'")])
+def test_command_prints_one_error_line(tmp_path, content, message):
+    """`python train.py` with bad input: one `error:` line naming the file, exit status 2, no traceback."""
+    path = tmp_path / "barcodes.csv"
+    if content is not None:
+        path.write_text(content)
+    result = subprocess.run([sys.executable, str(Path(train.__file__)), "--data_file", str(path), "--splits", "all",
+                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
+    assert result.returncode == 2 and lines[-1].startswith("error: ") and "barcodes.csv" in lines[-1]
+    assert message in lines[-1] and "Traceback" not in result.stderr

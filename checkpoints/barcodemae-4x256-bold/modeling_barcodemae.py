@@ -41,6 +41,7 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
         mask: `(batch, length)` True where a token was masked (the reconstruction targets).
         masked_loss: mean reconstruction cross-entropy over the masked k-mers (0 when nothing is masked).
         contrastive_loss: the InfoNCE term between two views (None when it is off or no second view was given).
+        profile_loss: the masked-profile cross-entropy (None when it is off).
     """
 
     loss: torch.Tensor | None = None
@@ -49,6 +50,7 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
     mask: torch.Tensor | None = None
     masked_loss: torch.Tensor | None = None
     contrastive_loss: torch.Tensor | None = None
+    profile_loss: torch.Tensor | None = None
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -71,6 +73,19 @@ def hamming_soft_targets(labels: torch.Tensor, k: int) -> torch.Tensor:
         digits = torch.stack([(codes // 4**i) % 4 for i in range(k)], dim=-1)  # base-4 digits of every k-mer
         _HAMMING_TABLES[key] = (digits[:, None, :] != digits[None, :, :]).sum(-1).to(torch.uint8)
     return torch.softmax(-_HAMMING_TABLES[key][labels].float(), dim=-1)
+
+
+def overlapping_kmer_profile(input_ids: torch.Tensor, k: int) -> torch.Tensor:
+    """`(batch, 4**k)` frequencies of the overlapping k-mers of each row, read back from its non-overlapping k-mer
+    tokens (every reading frame); windows that touch `[UNK]`, padding or a special token are skipped."""
+    classes = input_ids - FIRST_KMER_ID
+    valid = (classes >= 0) & (classes < 4**k)
+    place = 4 ** torch.arange(k - 1, -1, -1, device=input_ids.device)  # product("ACGT") order: first base highest
+    bases = (classes.clamp(0, 4**k - 1).unsqueeze(-1) // place % 4).flatten(1)  # (batch, length * k) nucleotides
+    windows_valid = valid.repeat_interleave(k, dim=1).unfold(1, k, 1).all(-1)
+    codes = (bases.unfold(1, k, 1) * place).sum(-1)
+    counts = torch.zeros(len(input_ids), 4**k, device=input_ids.device).scatter_add_(1, codes, windows_valid.float())
+    return counts / counts.sum(1, keepdim=True).clamp(min=1.0)
 
 
 def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -294,7 +309,7 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
     """
 
     # A pretraining checkpoint also holds the decoder and the head: loading the encoder alone ignores them quietly.
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\."]
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\.", r"^profile_head\."]
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)
@@ -368,6 +383,8 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
             self.contrastive_head = nn.Sequential(
                 nn.Linear(config.hidden_size, config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.hidden_size)
             )
+        if config.profile_loss_weight > 0:
+            self.profile_head = nn.Linear(config.hidden_size, config.num_kmers)
         self.post_init()
 
     def random_masking(
@@ -421,8 +438,16 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
                 self.config.contrastive_temperature,
             )  # fmt: skip
             loss = loss + self.config.contrastive_weight * contrastive_loss
+        profile_loss = None
+        if self.config.profile_loss_weight > 0:
+            profile = overlapping_kmer_profile(input_ids, self.config.k_mer)
+            rows = profile.sum(1) > 0
+            log_probabilities = F.log_softmax(self.profile_head(encoded.pooler_output[rows]).float(), dim=-1)
+            profile_loss = -(profile[rows] * log_probabilities).sum(-1).mean() if rows.any() else logits.sum() * 0.0
+            loss = loss + self.config.profile_loss_weight * profile_loss
         output = BarcodeMAEForPreTrainingOutput(
-            loss=loss, logits=logits, labels=labels, mask=mask, masked_loss=masked_loss, contrastive_loss=contrastive_loss
+            loss=loss, logits=logits, labels=labels, mask=mask, masked_loss=masked_loss,
+            contrastive_loss=contrastive_loss, profile_loss=profile_loss,
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
@@ -497,7 +522,7 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
 class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
     """Pooled barcode embedding → dropout → linear; `labels` and `problem_type` handled as in transformers."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\."]
+    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\.", r"^profile_head\."]
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)
