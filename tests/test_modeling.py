@@ -185,7 +185,10 @@ def test_gradient_checkpointing_gives_same_gradients(batch, attn_implementation)
         model = BarcodeMAEForPreTraining(config).train()
         model.set_attn_implementation(attn_implementation)
         if checkpointing:
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(model, "activation_checkpointing_enable"):  # its name in recent transformers 5.x
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:  # older 5.x (5.17 on the GPU image)
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             assert model.barcodemae.encoder.gradient_checkpointing and model.decoder.gradient_checkpointing
         noise = torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(6))
         model(input_ids, attention_mask, noise).loss.backward()

@@ -252,6 +252,7 @@ def test_recipe_sets_objective_and_optimiser_and_flags_win():
     assert (config.masked_loss_weight, config.profile_loss_weight) == (0.7, 1.0)
     paper = train.build_config(train.parse_args(["--recipe", "paper"]))
     assert (paper.masked_loss_weight, paper.profile_loss_weight, paper.contrastive_weight) == (1.0, 0.0, 0.0)
+    assert paper.pooling_layer == -1 and train.build_config(train.parse_args([])).pooling_layer == 0  # the default
 
 
 def test_continue_pretraining_from_existing_weights(tmp_path):
