@@ -28,13 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import DistributedType, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
-from transformers import get_cosine_schedule_with_warmup
+# Idle OpenMP threads sleep instead of spinning (read once, when torch loads OpenMP): with another job on one of two
+# cores, spinning threads slow the step 2.4x, sleeping ones 1.4x (benchmarks/bench_threads.py, BENCHMARKS.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+from accelerate.utils import DistributedType, ProjectConfiguration, set_seed  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+from transformers import get_cosine_schedule_with_warmup  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from barcodemae.data import BAD_SEQUENCE_POLICIES, load_barcodes, prepare_barcodes  # noqa: E402

@@ -2,7 +2,8 @@
 # The recipe study of RESULTS.md ("The recipe study"), CPU part, and the released checkpoint; the GPU part (the
 # 4x256 screen of every recipe, two seeds, and the paper-size runs) is scripts/gpu_session.sh.
 #   bash experiments/issue11_study.sh ../shared/data/bold_insecta_coi.csv.gz outputs/issue11
-# Needs outputs/mae_vs_mlm/mae-seed0 (experiments/mae_vs_mlm.sh), the released weights' run, for the release step.
+# The released weights are those of experiments/mae_vs_mlm.sh's run mae-seed1 (already in checkpoints/); step 3
+# rewrites their config (pooling_layer 0) and model card from the probes of step 2. About 1 h 10 min on 2 busy cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/bold_insecta_coi.csv.gz}
@@ -32,3 +33,13 @@ OMP_NUM_THREADS=1 python evaluate_probes.py --data_file "$DATA" --output_dir "$O
   --models outputs/untrained-4x256-s0 outputs/untrained-4x256-s1 checkpoints/barcodemae-4x256-bold@0 \
   checkpoints/barcodemae-4x256-bold@-1 kmer:6
 echo "protocol: ${SECONDS}s"
+
+# 3. The released checkpoint: pooling_layer 0, and a model card with the table above.
+python experiments/release_checkpoint.py --encoder checkpoints/barcodemae-4x256-bold --pooling_layer 0 \
+  --results "$OUT/protocol_main/results.json" --training experiments/release/barcodemae-4x256-bold.training.json \
+  --row "kmer:6=kmer:6" --row "untrained encoder, seed 0=outputs/untrained-4x256-s0" \
+  --row "untrained encoder, seed 1=outputs/untrained-4x256-s1" \
+  --row "**this model** (pooling_layer 0, the default)=checkpoints/barcodemae-4x256-bold@0" \
+  --row "this model, last layer (pooling_layer -1)=checkpoints/barcodemae-4x256-bold@-1" \
+  --notes "$(cat experiments/release/barcodemae-4x256-bold.notes.md)"
+echo "total: ${SECONDS}s"
