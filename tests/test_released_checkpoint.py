@@ -40,13 +40,13 @@ np.save("embeddings.npy", embeddings.numpy())
             list(keys.dna_barcode[:16]), padding=True, truncation=True, return_tensors="pt")
         np.testing.assert_allclose(embeddings[:16], model(**batch).pooler_output.numpy(), atol=1e-5, rtol=1e-5)
     # Open-world genus by cosine 1-NN on the fixture: species never seen, genera seen (40 genera: chance 2.5%).
-    # Measured 31.5% (the full data's protocol gives 39.1%: see RESULTS.md).
+    # Measured 63.5% with its pooling layer (0; the last layer gave 31.5%); the full data's protocol gives 57.7%.
     normalised = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     key_vectors, query_vectors = normalised[: len(keys)], normalised[len(keys):]
     predicted = keys.genus.to_numpy()[(query_vectors @ key_vectors.T).argmax(1)]
     known = queries.genus.to_numpy() != ""
     accuracy = (predicted[known] == queries.genus.to_numpy()[known]).mean()
-    assert accuracy > 0.25, accuracy
+    assert accuracy > 0.5, accuracy  # the last layer's 31.5% would fail
 
 
 def test_checkpoint_carries_the_current_code():
