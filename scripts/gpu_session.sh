@@ -16,6 +16,10 @@ DATA=${DATA:-.gpu_data/bold_insecta_coi.csv.gz}
 SCREEN_S=${SCREEN_S:-140} SCREEN_STEPS=${SCREEN_STEPS:-3000} SCREEN_SIZE=${SCREEN_SIZE:-4x256}
 END_S=${END_S:-530} PAPER_STEPS=${PAPER_STEPS:-2000} PAPER_SIZE=${PAPER_SIZE:-paper}  # a dry run: smaller sizes
 SCREEN_SEEDS=${SCREEN_SEEDS:-0 1}
+# BEST="visible" skips the screen (done on 2026-11-27, RESULTS.md): the paper-size stage trains that recipe alone for
+# the time left, then runs the full protocol on it. The next session's run, with RESULTS.md's question:
+#   BEST=visible PAPER_STEPS=6000 OUT=$OUT bash scripts/gpu_session.sh
+BEST=${BEST:-}
 SCREEN_RECIPES=${SCREEN_RECIPES:-paper visible visible_soft soft reference_optimiser visible_mask25 contrastive visible_contrastive}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/session.log") 2>&1
@@ -43,6 +47,7 @@ python3 train.py --data_file "$DATA" --output_dir /tmp/warmup --max_steps 1 --re
   || { tail -20 /tmp/warmup.log; exit 1; }
 echo "warm-up done: $(elapsed) s"
 SCREEN=$OUT/screen
+if [ -z "$BEST" ]; then
 python3 experiments/feature_study.py --data_file "$DATA" --output_dir "$SCREEN" --sizes "$SCREEN_SIZE" --seeds $SCREEN_SEEDS \
   --recipes $SCREEN_RECIPES \
   --max_steps "$SCREEN_STEPS" --probe_steps 250 --batch_size 64 --parallel 16 --threads 1 \
@@ -63,7 +68,10 @@ print(" ".join(ranked[:2]))
 EOF
 )
 echo "best recipes by genus 1-NN on unseen species: $best"
-for recipe in $best paper; do  # the encoders, bf16 (half the size), for the full protocol elsewhere
+else
+best=$BEST
+fi
+[ -z "$BEST" ] && for recipe in $best paper; do  # the encoders, bf16 (half the size), for the full protocol elsewhere
   python3 -c "
 import sys, torch; from modeling_barcodemae import BarcodeMAEModel
 model = BarcodeMAEModel.from_pretrained(sys.argv[1]).to(torch.bfloat16); model.save_pretrained(sys.argv[2])
@@ -80,13 +88,23 @@ echo "benchmark done: $(elapsed) s"
 # 4. paper size: the best recipe and the paper's, side by side, batch 256, lr 4e-4 (the reference's 1e-4 per 64),
 #    training for what is left of END_S after start-up, validation, probes and export (about 70 s).
 first=${best%% *}
-paper_s=$(( END_S - $(elapsed) - 70 ))
+paper_recipes="$first paper"  # side by side; with BEST, the best alone, and time kept for the full protocol after
+reserve=0
+[ -n "$BEST" ] && paper_recipes=$first && reserve=150
+paper_s=$(( END_S - $(elapsed) - 70 - reserve ))
 echo "paper size: $paper_s s of training each"
 [ "$paper_s" -gt 30 ] && python3 experiments/feature_study.py --data_file "$DATA" --output_dir "$OUT/paper_size" --sizes "$PAPER_SIZE" --seeds 0 \
-  --recipes "$first" paper --max_steps "$PAPER_STEPS" --probe_steps 250 --batch_size 256 --parallel 2 --threads 2 \
+  --recipes $paper_recipes --max_steps "$PAPER_STEPS" --probe_steps 250 --batch_size 256 --parallel 2 --threads 2 \
   --time_budget_s $(( paper_s + 60 )) -- --learning_rate 4e-4 --logging_steps 25 \
   --max_train_minutes "$(awk "BEGIN {print $paper_s / 60}")"
 echo "paper size done: $(elapsed) s"
+# The full protocol (umap-learn comes from .whl) on the paper-size runs, layer 0 and last layer, while time is left.
+if [ "$(elapsed)" -lt $(( END_S + 20 )) ] && [ -d "$OUT/paper_size/$PAPER_SIZE-$first-s0" ]; then
+  timeout $(( END_S + 60 - $(elapsed) )) python3 evaluate_probes.py --data_file "$DATA" --output_dir /tmp/protocol \
+    --no_plots --no_progress --precision bf16 --batch_size 256 \
+    --models "$OUT/paper_size/$PAPER_SIZE-$first-s0@0" "$OUT/paper_size/$PAPER_SIZE-$first-s0@-1" \
+    && cp /tmp/protocol/results.md "$OUT/protocol_paper_size.md" && cat "$OUT/protocol_paper_size.md"
+fi
 
 tar -C "$OUT" -czf "$OUT/paper_size.tar.gz" --exclude='*.safetensors' --exclude='checkpoints' paper_size
 rm -rf "$OUT/screen" "$OUT/paper_size"
