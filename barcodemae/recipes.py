@@ -11,8 +11,8 @@ REFERENCE_OPTIMISER = {  # bioscan-ml/BarcodeMAE pretraining.py: AdamW, lr 1e-4 
 }  # fmt: skip
 RECIPES: dict[str, dict] = {
     "paper": {},  # masked k-mers only, one-hot targets
-    # The paper's objective, features pooled from the embedding layer (the learned k-mer embeddings): the recipe whose
-    # frozen features beat an untrained encoder at 4+4 x 256 in RESULTS.md.
+    # The paper's objective, features pooled from the embedding layer (the learned k-mer embeddings): the best frozen
+    # features of the study at 4+4 x 256 (RESULTS.md): within an untrained encoder's seed range, far above layer -1.
     "paper_layer0": {"pooling_layer": 0},
     "visible": {"masked_loss_weight": 0.5},  # the reference's --separate_loss --masked_loss_weight 0.5
     "visible_soft": {"masked_loss_weight": 0.5, "hamming_soft_targets": True},
