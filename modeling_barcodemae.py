@@ -27,6 +27,8 @@ except ImportError:
     from configuration_barcodemae import BarcodeMAEConfig
 
 FIRST_KMER_ID = 2  # ids 0 and 1 are [MASK] and [UNK]; k-mer class c has token id c + FIRST_KMER_ID
+# Weights a pretraining checkpoint holds besides the encoder: the encoder-only classes ignore them quietly on load.
+PRETRAINING_ONLY_KEYS = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\.", r"^profile_head\."]
 
 
 @dataclass
@@ -308,8 +310,7 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
     the k-mer tokens, padding excluded: the barcode embedding used by every probe.
     """
 
-    # A pretraining checkpoint also holds the decoder and the head: loading the encoder alone ignores them quietly.
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\.", r"^profile_head\."]
+    _keys_to_ignore_on_load_unexpected = PRETRAINING_ONLY_KEYS
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)
@@ -452,26 +453,31 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
 
+    def _encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[BaseModelOutputWithPooling, torch.Tensor | None]:
+        """The encoder on this masking: the visible tokens only (mae; also returns their positions, for the decoder)
+        or `[MASK]` in place of the masked ones (mlm; no positions)."""
+        if self.config.objective == "mae":
+            return self._encode_visible(input_ids, keep)
+        masked = input_ids.masked_fill(mask, self.config.mask_token_id)
+        return self.barcodemae(masked, attention_mask=attention_mask, return_dict=True), None
+
     def _encode_and_reconstruct(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor, mask: torch.Tensor
     ) -> tuple[BaseModelOutputWithPooling, torch.Tensor]:
         """The encoder's output on this masking and the hidden states the head scores, at every position."""
-        if self.config.objective == "mae":
-            encoded, order = self._encode_visible(input_ids, keep)
-            return encoded, self._decode(encoded.last_hidden_state, order, keep, attention_mask)
-        masked = input_ids.masked_fill(mask, self.config.mask_token_id)
-        encoded = self.barcodemae(masked, attention_mask=attention_mask, return_dict=True)
-        return encoded, encoded.last_hidden_state
+        encoded, order = self._encode(input_ids, attention_mask, keep, mask)
+        if order is None:
+            return encoded, encoded.last_hidden_state
+        return encoded, self._decode(encoded.last_hidden_state, order, keep, attention_mask)
 
     def _pooled_view(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Pooled encoder features of a view with its own random masking (as the encoder sees it in pretraining)."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         keep, mask = self.random_masking(input_ids, attention_mask)
-        if self.config.objective == "mae":
-            return self._encode_visible(input_ids, keep)[0].pooler_output
-        masked = input_ids.masked_fill(mask, self.config.mask_token_id)
-        return self.barcodemae(masked, attention_mask=attention_mask, return_dict=True).pooler_output
+        return self._encode(input_ids, attention_mask, keep, mask)[0].pooler_output
 
     def _reconstruction_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy against the k-mer classes, or their Hamming soft targets; 0 for no rows."""
@@ -522,7 +528,7 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
 class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
     """Pooled barcode embedding → dropout → linear; `labels` and `problem_type` handled as in transformers."""
 
-    _keys_to_ignore_on_load_unexpected = [r"^decoder", r"^mask_token", r"^head\.", r"^contrastive_head\.", r"^profile_head\."]
+    _keys_to_ignore_on_load_unexpected = PRETRAINING_ONLY_KEYS
 
     def __init__(self, config: BarcodeMAEConfig):
         super().__init__(config)

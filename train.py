@@ -42,6 +42,7 @@ from transformers import get_cosine_schedule_with_warmup  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from barcodemae.data import BAD_SEQUENCE_POLICIES, load_barcodes, prepare_barcodes  # noqa: E402
+from barcodemae.encoders import auto_precision  # noqa: E402
 from barcodemae.errors import UserError, run_main  # noqa: E402
 from barcodemae.model_card import model_card  # noqa: E402
 from barcodemae.recipes import DEFAULT_RECIPE, RECIPES, SIZE_PRESETS  # noqa: E402
@@ -176,15 +177,11 @@ def build_config(args: argparse.Namespace) -> BarcodeMAEConfig:
 
 
 def resolve_mixed_precision(choice: str) -> str:
+    """`auto`: bf16 where it is fast (measured in benchmarks/bench_pretraining.py: on CPUs only with bf16
+    instructions), else no."""
     if choice != "auto":
         return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    try:  # measured in benchmarks/bench_pretraining.py: bf16 autocast is only faster on CPUs with bf16 instructions
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "no"
+    return "bf16" if auto_precision() == "bf16" else "no"
 
 
 # ---------------------------------------------------------------------------------------------------------------- data

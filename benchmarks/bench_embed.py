@@ -9,12 +9,13 @@ kmer:6. End-to-end seconds include start-up (imports), reading, tokenizing, embe
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_description  # the benchmarks folder is on sys.path when run as a script
 
 import torch
 from transformers import BertConfig, BertModel
@@ -23,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from barcodemae.data import load_barcodes, prepare_barcodes  # noqa: E402
 from barcodemae.encoders import embed_sequences  # noqa: E402
-from bench_threads import cpu_name  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEModel, masked_mean  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     data, _ = prepare_barcodes(load_barcodes(args.data_file, splits=["test"]))
     sequences = data["sequence"][: args.count]
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; {len(sequences)} barcodes")
+    print(f"CPU: {cpu_description()}, {torch.get_num_threads()} threads; {len(sequences)} barcodes")
     with tempfile.TemporaryDirectory() as folder:
         fasta = Path(folder) / "barcodes.fasta"
         fasta.write_text("".join(f">b{index}\n{sequence}\n" for index, sequence in enumerate(sequences)))

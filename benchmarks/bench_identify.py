@@ -15,13 +15,14 @@ BLAST (blastn, makeblastdb) and VSEARCH are optional: each is skipped, saying so
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import cpu_description  # the benchmarks folder is on sys.path when run as a script
 
 import numpy as np
 import torch
@@ -161,8 +162,7 @@ def main() -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"data {args.data_file}; CPU {cpu}, {os.cpu_count()} cores, 1 thread; torch {torch.__version__}")
+    print(f"data {args.data_file}; CPU {cpu_description()}, 1 thread; torch {torch.__version__}")
     splits = load_splits(args.data_file, ["train", "test", "test_unseen", "val", "val_unseen"])
     header = " | ".join(RANKS)
     with tempfile.TemporaryDirectory() as folder:

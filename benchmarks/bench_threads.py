@@ -11,11 +11,12 @@ Small model (4+4 x 256) as `python train.py` trains it, fp32 or bf16 as train.py
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_description  # the benchmarks folder is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -52,13 +53,6 @@ print(json.dumps({{"seq_per_s": {batch} / times[len(times) // 2], "threads": tor
 """
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def time_setting(env: dict, steps: int, batch: int) -> float:
     code = STEP_TIMER.format(root=str(ROOT), steps=steps, batch=batch)
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
@@ -71,7 +65,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="timed steps per setting (median reported)")
     parser.add_argument("--batch_size", type=int, default=32)
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; median of {args.steps} steps")
+    print(f"CPU: {cpu_description()}; median of {args.steps} steps")
     rows = {}
     for loaded in (False, True):
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if loaded else None

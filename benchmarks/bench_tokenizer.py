@@ -12,11 +12,11 @@ The numpy path's ids are checked against the Rust pipeline's and the original's.
 """
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_description  # the benchmarks folder is on sys.path when run as a script
 
 import pandas as pd
 import torch
@@ -52,13 +52,6 @@ def timings(runs: dict, repeats: int) -> dict[str, tuple[float, float, dict]]:
     return {name: (seconds[name][0], min(seconds[name]), results[name]) for name in runs}
 
 
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (what lscpu shows), else what `platform` knows, and its core count."""
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-    return f"{names[0] if names else platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_file", default=str(REPO.parent / "shared" / "data" / "bold_insecta_coi.csv.gz"),
@@ -91,7 +84,7 @@ def main() -> None:
         assert torch.equal(ours["attention_mask"], original["attention_mask"][:, :width])
         assert torch.equal(ours["input_ids"][mask], original["input_ids"][:, :width][mask])
 
-    print(f"{len(sequences)} barcodes from {data_file} in batches of {batch_size}; {cpu_name()}, "
+    print(f"{len(sequences)} barcodes from {data_file} in batches of {batch_size}; {cpu_description()}, "
           f"{torch.get_num_threads()} torch threads; first pass and best of {args.repeats}")
     (_, original_best, _), (_, rust_best, _) = list(results.values())[:2]
     print("| tokenizer | first pass: sequences/s | best: seconds | best: sequences/s | vs original | vs Rust |")

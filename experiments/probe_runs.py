@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
+from barcodemae.feature_probes import participation_ratio  # noqa: E402
 from barcodemae.neighbours import nearest_neighbour  # noqa: E402
 from barcodemae.protocol import TABLE_COLUMNS, evaluate  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining, BarcodeMAEModel  # noqa: E402
@@ -105,12 +106,6 @@ def cached_embeddings(runs_dir: Path) -> dict[tuple[str, str], np.ndarray]:
             array = np.load(meta_path.with_suffix(".npy"))
             found[(meta["model"], meta["split"])] = array[0] if array.ndim == 3 else array
     return found
-
-
-def participation_ratio(x: np.ndarray) -> float:
-    """Effective number of dimensions of a point cloud: (sum of covariance eigenvalues)^2 / sum of their squares."""
-    eigenvalues = np.linalg.eigvalsh(np.cov(x, rowvar=False))
-    return float(eigenvalues.sum() ** 2 / (eigenvalues**2).sum())
 
 
 def diagnostics(args: argparse.Namespace, names: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from barcodemae.model_card import model_card  # noqa: E402
-from barcodemae.protocol import TABLE_COLUMNS  # noqa: E402
+from barcodemae.protocol import markdown_table  # noqa: E402
 from modeling_barcodemae import BarcodeMAEModel  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
@@ -23,14 +23,6 @@ TARGET = ROOT / "checkpoints" / "barcodemae-4x256-bold"
 DATA = ("Pretrained on the `pretrain` + `other_heldout` splits (16.7k unique barcodes) of a 108k-record BOLD export of "
         "insect COI-5P barcodes in the BIOSCAN-5M metadata layout; probed on its `train` / `test` / `test_unseen` "
         "splits, which pretraining never saw labelled.")  # fmt: skip
-
-
-def probe_table(results: dict, rows: list[tuple[str, str]]) -> str:
-    """Markdown rows of the protocol's columns (in %) for the (label, results key) pairs."""
-    lines = ["| model | " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |", "|---|" + "---:|" * len(TABLE_COLUMNS)]
-    for label, key in rows:
-        lines.append(f"| {label} | " + " | ".join(f"{100 * getter(results[key]):.1f}" for _, getter in TABLE_COLUMNS) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -46,7 +38,7 @@ def main() -> None:
     results = {}
     for path in args.results:
         results.update(json.loads(Path(path).read_text())["results"])
-    table = probe_table(results, [tuple(row.split("=", 1)) for row in args.row])
+    table = markdown_table({label: results[key] for label, key in (row.split("=", 1) for row in args.row)})
     encoder = BarcodeMAEModel.from_pretrained(args.encoder)
     if args.pooling_layer is not None:
         encoder.config.pooling_layer = args.pooling_layer
