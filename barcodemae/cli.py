@@ -69,9 +69,11 @@ def command_identify(args) -> None:
     queries = read_records(args.queries, args.query_splits, args.sequence_column, args.id_column)
     cache = EmbeddingCache(args.cache_dir)
     reference_vectors = cache.embed_layers(encoder, reference_records.sequences, "reference", not args.no_progress)[0]
-    thresholds = calibrate_thresholds(reference_vectors, reference_records.labels, quantile=args.quantile)
-    reference = Reference(reference_vectors, reference_records.labels, thresholds)
-    table = identify(reference, _embed(encoder, queries.sequences, args, "queries"), k=args.neighbours)
+    sequences = reference_records.sequences if args.candidates else None
+    thresholds = calibrate_thresholds(reference_vectors, reference_records.labels, args.quantile, sequences=sequences)
+    reference = Reference(reference_vectors, reference_records.labels, thresholds, sequences)
+    query_vectors = _embed(encoder, queries.sequences, args, "queries")
+    table = identify(reference, query_vectors, args.neighbours, queries.sequences, args.candidates, not args.no_progress)
     table.insert(0, "query", queries.ids)
     table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
     write_table(output, table)
@@ -150,7 +152,7 @@ def command_convert(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from barcodemae.clustering import DEFAULT_LINKAGE, DEFAULT_THRESHOLD, LINKAGES
     from barcodemae.convert import add_arguments as add_convert_arguments
-    from barcodemae.identify import DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
+    from barcodemae.identify import DEFAULT_CANDIDATES, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
 
     parser = argparse.ArgumentParser(prog="barcodemae", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -167,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--reference_splits", nargs="+", default=None)
     identify.add_argument("--output", required=True, help="OUT.tsv: one row per query")
     identify.add_argument("--neighbours", type=int, default=DEFAULT_NEIGHBOURS, help="k nearest references per query")
+    identify.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
+                          help="nearest references by embedding that alignment identity re-ranks; 0: cosine only")
     identify.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
                           help="abstention: quantile of the reference's nearest-relative similarities per rank")  # fmt: skip
     identify.add_argument("--cache_dir", default=None, help="keep the reference embeddings here between runs")

@@ -34,24 +34,36 @@ NUCLEOTIDE_CODE[ord("U")] = NUCLEOTIDE_CODE[ord("u")] = NUCLEOTIDES.index("T")
 DNA_PROBE = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATTAGGAAATCCTGGATCTTTAATTGGAGATGATCAAATTTATAAT"
 
 
-def kmer_embeddings(sequences: Sequence[str], k: int) -> np.ndarray:
+def kmer_embeddings(sequences: Sequence[str], k: int, chunk_cells: int = 1 << 23) -> np.ndarray:
     """Overlapping k-mer frequencies (counts / number of k-mers), 4^k columns in the tokenizer's k-mer order.
 
     k-mers holding anything other than A, C, G, T (U read as T) are skipped; a sequence without one gives zeros.
+    Counted in one `bincount` per chunk of sequences (`chunk_cells` = rows x 4^k counters at most).
     """
     if not 1 <= k <= 8:
         raise UserError(f"kmer:K needs 1 <= K <= 8, got {k}")
-    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
     out = np.zeros((len(sequences), 4**k), dtype=np.float32)
-    for row, sequence in enumerate(sequences):
-        codes = NUCLEOTIDE_CODE[np.frombuffer(sequence.encode("ascii", "replace"), dtype=np.uint8)]
-        if len(codes) < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        counts = np.bincount(windows[(windows < 4).all(1)] @ powers, minlength=4**k)
-        if counts.sum():
-            out[row] = counts / counts.sum()
+    rows_per_chunk = max(1, chunk_cells // 4**k)
+    for start in range(0, len(sequences), rows_per_chunk):
+        chunk = sequences[start : start + rows_per_chunk]
+        block = out[start : start + len(chunk)]
+        block[:] = _kmer_counts(chunk, k).reshape(len(chunk), 4**k)
+        block /= np.maximum(block.sum(1, keepdims=True), 1)
     return out
+
+
+def _kmer_counts(sequences: Sequence[str], k: int) -> np.ndarray:
+    """Flat (len(sequences) * 4^k) k-mer counts: the sequences joined, windows crossing a boundary left out."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    codes = NUCLEOTIDE_CODE[np.frombuffer("".join(sequences).encode("ascii", "replace"), dtype=np.uint8)]
+    if len(codes) < k:
+        return np.zeros(len(sequences) * 4**k, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(codes, k)
+    row = np.repeat(np.arange(len(sequences)), lengths)[: len(windows)]
+    ends = np.cumsum(lengths)[row]
+    keep = (windows < 4).all(1) & (np.arange(len(windows)) + k <= ends)
+    values = row[keep] * 4**k + windows[keep] @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
+    return np.bincount(values, minlength=len(sequences) * 4**k)
 
 
 def _autocast(precision: str, device: torch.device):

@@ -1,10 +1,12 @@
 """Taxonomic assignment of query barcodes from a labelled reference, with a confidence and an abstention per rank.
 
-For each query: its `k` nearest reference barcodes (cosine, exact). Per rank:
+For each query: its `k` nearest reference barcodes. With the barcodes themselves at hand (the default), the embedding
+proposes `candidates` nearest references (cosine, exact) and alignment identity (`barcodemae.alignment`) ranks them,
+as BLAST's seeds propose and its alignments decide; without them, cosine similarity ranks. Per rank:
 - the call: at species rank the label of the nearest neighbour with a known species (the best hit), at genus, family
   and order the label with the largest summed similarity among the `k` nearest (measured on the shared data: voting
-  helps the coarser ranks, the best hit is best for species; BENCHMARKS.md);
-- `similarity`: the cosine similarity of the nearest neighbour carrying the call; `agreement`: the fraction of the
+  helps the coarser ranks, the best hit is best for species; README "Measured against BLAST and VSEARCH");
+- `similarity`: the identity (or cosine) of the nearest neighbour carrying the call; `agreement`: the fraction of the
   `k` nearest (with a known label at that rank) that carry it;
 - abstention: no call when `similarity` is below the rank's threshold, calibrated on the reference itself
   (`calibrate_thresholds`): a quantile of how similar a reference barcode is to its nearest relative of the same
@@ -22,35 +24,55 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from barcodemae.alignment import alignment_identity
 from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbours
 
 RANKS = ("species", "genus", "family", "order")  # fine to coarse: each rank's calibration looks one rank below
 DEFAULT_NEIGHBOURS = 5
 DEFAULT_QUANTILE = 0.05
+DEFAULT_CANDIDATES = 50  # nearest by embedding, re-ranked by alignment identity (chosen on val_unseen, README)
 
 
 @dataclass
 class Reference:
-    """Reference barcodes' vectors and labels (`labels[rank]`, "" = unknown), and the per-rank thresholds."""
+    """Reference barcodes' vectors and labels (`labels[rank]`, "" = unknown), the per-rank thresholds, and the
+    barcodes themselves (None: rank by cosine similarity only)."""
 
     vectors: np.ndarray
     labels: dict[str, np.ndarray]
     thresholds: dict[str, float]
+    sequences: list[str] | None = None
 
 
-def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
-    """Per row, the largest similarity where `same` holds (-inf where it holds nowhere)."""
-    return similarity.masked_fill(~same, float("-inf")).max(1).values
+def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the largest similarity where `same` holds (-inf where it holds nowhere) and its column."""
+    return similarity.masked_fill(~same, float("-inf")).max(1)
+
+
+def _relative_similarities(
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], sequences: list[str] | None
+) -> np.ndarray:
+    """The finite similarities of (rows, cosine, relative) chunks; with sequences, the alignment identity instead."""
+    if not found:
+        return np.empty(0)
+    rows, cosine, relatives = (torch.cat(parts).numpy() for parts in zip(*found))
+    finite = np.isfinite(cosine)
+    if sequences is None:
+        return cosine[finite]
+    pairs = zip(rows[finite], relatives[finite])
+    return np.array([alignment_identity(sequences[row], sequences[relative]) for row, relative in pairs])
 
 
 def calibrate_thresholds(
     vectors: np.ndarray, labels: dict[str, np.ndarray], quantile: float = DEFAULT_QUANTILE, sample: int = 2000,
-    seed: int = 0, chunk_size: int = 512,
+    seed: int = 0, chunk_size: int = 512, sequences: list[str] | None = None,
 ) -> dict[str, float]:
     """Per rank, the `quantile` of the similarity between a reference barcode and its nearest relative: same taxon at
     this rank, another taxon one rank below (species: any other barcode of the species). `sample` barcodes (seeded)
-    are compared with the whole reference. A rank without any such pair gets no threshold (-inf: never abstains).
+    are compared with the whole reference. With `sequences`, the relative is the cosine-nearest one and the
+    similarity its alignment identity (the measure `identify` ranks by then). A rank without any such pair gets no
+    threshold (-inf: never abstains).
     """
     unit = F.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
     labels = {rank: labels[rank] for rank in RANKS if rank in labels}
@@ -68,11 +90,10 @@ def calibrate_thresholds(
             if below in labels:
                 known_below = torch.from_numpy(labels[below] != "")
                 same &= (codes[below][chunk, None] != codes[below][None]) & known_below[None] & known_below[chunk, None]
-            nearest[rank].append(_nearest_relative(similarity, same))
+            nearest[rank].append((chunk, *_nearest_relative(similarity, same)))
     thresholds = {}
-    for rank, values in nearest.items():
-        values = torch.cat(values).numpy() if values else np.empty(0)
-        values = values[np.isfinite(values)]
+    for rank, found in nearest.items():
+        values = _relative_similarities(found, sequences)
         thresholds[rank] = float(np.quantile(values, quantile)) if len(values) else float("-inf")
     return thresholds
 
@@ -95,12 +116,35 @@ def _call(labels: np.ndarray, similarities: np.ndarray, vote: bool) -> tuple[str
     return call, float(similarities[carriers][0]), float(carriers.mean())
 
 
-def identify(reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS) -> pd.DataFrame:
+def _rank_by_identity(
+    reference_sequences: list[str], query_sequences: list[str], candidates: np.ndarray, k: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's candidates ordered by alignment identity (ties keep the embedding's order): the first k, with
+    their identities."""
+    from tqdm.auto import tqdm
+
+    rows = tqdm(zip(query_sequences, candidates), total=len(candidates), desc="aligning", unit="query",
+                leave=False, disable=not progress)  # fmt: skip
+    identities = np.array([[alignment_identity(query, reference_sequences[index]) for index in row]
+                           for query, row in rows], dtype=np.float32).reshape(candidates.shape)  # fmt: skip
+    order = np.argsort(-identities, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(candidates, order, 1), np.take_along_axis(identities, order, 1)
+
+
+def identify(
+    reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS, query_sequences: list[str] | None = None,
+    candidates: int = DEFAULT_CANDIDATES, progress: bool = False,
+) -> pd.DataFrame:
     """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
-    agreement; plus the nearest reference index and its similarity."""
+    agreement; plus the nearest reference index and its similarity. With `query_sequences` and the reference's
+    sequences, the `max(candidates, k)` cosine-nearest references are ranked by alignment identity (`candidates=0`:
+    cosine only)."""
     if k < 1:
         raise UserError(f"the number of neighbours must be at least 1, got {k}")
-    indices, similarities = nearest_neighbours(reference.vectors, queries, k)
+    aligned = candidates > 0 and query_sequences is not None and reference.sequences is not None
+    indices, similarities = nearest_neighbours(reference.vectors, queries, max(candidates, k) if aligned else k)
+    if aligned:
+        indices, similarities = _rank_by_identity(reference.sequences, query_sequences, indices, k, progress)
     columns = {"nearest_reference": indices[:, 0], "nearest_similarity": similarities[:, 0]}
     for rank in RANKS:
         if rank not in reference.labels:

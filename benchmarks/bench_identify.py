@@ -15,6 +15,7 @@ BLAST (blastn, makeblastdb) and VSEARCH are optional: each is skipped, saying so
 """
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from barcodemae.clustering import threshold_clusters  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
-from barcodemae.identify import RANKS, Reference, calibrate_thresholds, identify  # noqa: E402
+from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, Reference, calibrate_thresholds, identify  # noqa: E402
 from barcodemae.protocol import FIXTURE  # noqa: E402
 
 
@@ -53,20 +54,22 @@ def score(split, best: dict, calls: dict | None = None) -> str:
     return " | ".join(cells)
 
 
-def run_ours(model: str, reference_split, query_splits, neighbours: int, quantile: float) -> None:
+def run_ours(model: str, reference_split, query_splits, neighbours: int, quantile: float, candidates: int) -> None:
     started = time.perf_counter()
     encoder = load_encoder(model)
     reference_vectors = encoder.embed(reference_split.sequences)
-    thresholds = calibrate_thresholds(reference_vectors, reference_split.labels, quantile=quantile)
-    reference = Reference(reference_vectors, reference_split.labels, thresholds)
+    sequences = reference_split.sequences if candidates else None
+    thresholds = calibrate_thresholds(reference_vectors, reference_split.labels, quantile=quantile, sequences=sequences)
+    reference = Reference(reference_vectors, reference_split.labels, thresholds, sequences)
     setup = time.perf_counter() - started
+    ranking = f"{candidates} candidates by identity" if candidates else "cosine"
     for split in query_splits:
         started = time.perf_counter()
-        table = identify(reference, encoder.embed(split.sequences), k=neighbours)
+        table = identify(reference, encoder.embed(split.sequences), neighbours, split.sequences, candidates)
         elapsed = setup + time.perf_counter() - started
         best = {rank: table[f"{rank}_best_hit"].to_numpy() for rank in RANKS}
         calls = {rank: table[rank].to_numpy() for rank in RANKS}
-        print(f"| {model} (k={neighbours}, q={quantile}) | {split.name} | {len(split)} | {elapsed:.1f} | "
+        print(f"| {model}, {ranking} (k={neighbours}, q={quantile}) | {split.name} | {len(split)} | {elapsed:.1f} | "
               f"{score(split, best, calls)} |", flush=True)  # fmt: skip
 
 
@@ -154,6 +157,10 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["identify", "blast", "cluster", "vsearch"])
     parser.add_argument("--neighbours", type=int, nargs="+", default=[5])
     parser.add_argument("--quantiles", type=float, nargs="+", default=[0.05])
+    parser.add_argument("--candidates", type=int, nargs="+", default=[DEFAULT_CANDIDATES],
+                        help="nearest by embedding re-ranked by alignment identity; 0 = cosine only")
+    parser.add_argument("--query_splits", nargs="+", default=["test", "test_unseen"],
+                        help="val val_unseen to choose settings, test test_unseen to report them")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.06, 0.08, 0.1, 0.12, 0.15, 0.2])
     parser.add_argument("--linkages", nargs="+", default=["single", "average"])
     parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.98, 0.99])
@@ -164,16 +171,16 @@ def main() -> None:
     datasets.disable_progress_bars()
     print(f"data {args.data_file}; CPU {cpu_description()}, 1 thread; torch {torch.__version__}")
     splits = load_splits(args.data_file, ["train", "test", "test_unseen", "val", "val_unseen"])
+    queries = [splits[name] for name in args.query_splits]
     header = " | ".join(RANKS)
     with tempfile.TemporaryDirectory() as folder:
         if {"identify", "blast"} & set(args.sections):
             print(f"\n| method | queries | n | seconds | {header} |\n|---|---|---:|---:|" + "---|" * len(RANKS))
         for model in args.models if "identify" in args.sections else []:
-            for neighbours in args.neighbours:
-                for quantile in args.quantiles:
-                    run_ours(model, splits["train"], [splits["test"], splits["test_unseen"]], neighbours, quantile)
+            for neighbours, quantile, candidates in itertools.product(args.neighbours, args.quantiles, args.candidates):
+                run_ours(model, splits["train"], queries, neighbours, quantile, candidates)
         if "blast" in args.sections:
-            run_blast(splits["train"], [splits["test"], splits["test_unseen"]], Path(folder))
+            run_blast(splits["train"], queries, Path(folder))
         if {"cluster", "vsearch"} & set(args.sections):
             print("\n| method | barcodes | n | BINs | clusters | AMI | seconds |\n|---|---|---:|---:|---:|---:|---:|")
         for model in args.models if "cluster" in args.sections else []:

@@ -47,6 +47,28 @@ def test_labels_unknown_at_a_rank_are_not_called():
     assert calls.genus[0] == "A" and calls.genus_similarity[0] == pytest.approx(1.0)
 
 
+def test_alignment_identity_ranks_the_embedding_candidates():
+    """The embedding proposes, identity decides: the query's vector is nearest reference 0, its barcode equals
+    reference 2's; with candidates=0 cosine decides."""
+    barcode = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATT"
+    sequences = [barcode[:30] + "GGGGG" + barcode[35:], barcode[::-1], barcode]
+    vectors = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    labels = {"species": np.array(["a", "b", "c"])}
+    reference = Reference(vectors, labels, {"species": 0.99}, sequences)
+    aligned = identify(reference, vectors[:1], k=2, query_sequences=[barcode], candidates=3)
+    assert aligned.nearest_reference[0] == 2 and aligned.species[0] == "c" and aligned.species_similarity[0] == 1.0
+    cosine = identify(reference, vectors[:1], k=2, query_sequences=[barcode], candidates=0)
+    assert cosine.nearest_reference[0] == 0 and cosine.species_best_hit[0] == "a"
+
+
+def test_identity_thresholds_order_the_ranks(fixture_path):
+    """Calibrated on alignment identity, relatives within a species are more alike than within a genus or family."""
+    train = load_splits(fixture_path, ["train"])["train"]
+    vectors = kmer_embeddings(train.sequences, 6)
+    thresholds = calibrate_thresholds(vectors, train.labels, quantile=0.5, sequences=train.sequences)
+    assert 1.0 >= thresholds["species"] > thresholds["genus"] > thresholds["family"] > 0.5
+
+
 @pytest.fixture(scope="module")
 def fixture_vectors(fixture_path):
     splits = load_splits(fixture_path, ["test", "test_unseen"])

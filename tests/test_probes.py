@@ -177,6 +177,15 @@ def test_kmer_embeddings():
     assert vectors[2, index["AC"]] == 1.0
 
 
+def test_kmer_embeddings_do_not_depend_on_chunking():
+    """k-mers never span two barcodes however the batch is chunked; a barcode shorter than k gives zeros."""
+    sequences = ["ACGTA", "G", "", "TTGCAN", "acgua", "CCCCCCC"]
+    whole = kmer_embeddings(sequences, 3)
+    for rows in (1, 2, 4):
+        np.testing.assert_array_equal(kmer_embeddings(sequences, 3, chunk_cells=rows * 64), whole)
+    assert not whole[[1, 2]].any() and whole[[0, 3, 4, 5]].sum(1) == pytest.approx(1.0)
+
+
 def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
     model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
     tokenizer = BarcodeMAETokenizer()

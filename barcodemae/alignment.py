@@ -1,0 +1,24 @@
+"""Alignment identity between two barcodes, the measure BLAST and VSEARCH rank hits by (edlib's edit distance)."""
+
+from __future__ import annotations
+
+import edlib
+
+IUPAC_BASES = {
+    "A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT",
+    "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT",
+}  # fmt: skip
+_MATCHING_CODES = [(a, b) for a in IUPAC_BASES for b in IUPAC_BASES if a < b and set(IUPAC_BASES[a]) & set(IUPAC_BASES[b])]
+_DROP_PLAIN_BASES = str.maketrans("", "", "ACGT")
+
+
+def alignment_identity(a: str, b: str) -> float:
+    """1 - edit distance / length of the shorter barcode, aligned anywhere inside the longer one (end gaps of the
+    longer are free: a partial barcode is not penalised for the part it lacks). An ambiguity code (IUPAC, U = T) matches
+    every base it stands for. 0 when either is empty."""
+    short, long = sorted((a.upper(), b.upper()), key=len)
+    if not short:
+        return 0.0
+    plain = not (short + long).translate(_DROP_PLAIN_BASES)  # the fast path: only A, C, G, T
+    result = edlib.align(short, long, mode="HW", task="distance", additionalEqualities=None if plain else _MATCHING_CODES)
+    return 1.0 - result["editDistance"] / len(short)
