@@ -382,10 +382,23 @@ def make_scheduler(args: argparse.Namespace, optimizer, total_steps: int):
     return get_cosine_schedule_with_warmup(optimizer, round(args.warmup_ratio * total_steps), total_steps)
 
 
-def new_logging_window() -> dict:
-    """Sums over the steps since the last log line (losses and masked-token hits, sequences) and when they began."""
-    return {"loss": 0.0, "masked_loss": 0.0, "contrastive_loss": 0.0, "profile_loss": 0.0, "steps": 0, "correct": 0.0,
-            "masked": 0.0, "sequences": 0, "start": time.perf_counter()}  # fmt: skip
+WINDOW_SUMS = ("loss", "masked_loss", "contrastive_loss", "profile_loss", "steps", "correct", "masked")
+
+
+def new_logging_window(device: torch.device) -> dict:
+    """Since the last log line: the `WINDOW_SUMS` as one tensor on the device (adding to it never waits for the
+    device; the sums are read once per log line), the sequences seen, and when the window began."""
+    return {"sums": torch.zeros(len(WINDOW_SUMS), dtype=torch.float64, device=device), "sequences": 0,
+            "start": time.perf_counter()}  # fmt: skip
+
+
+def step_sums(out) -> torch.Tensor:
+    """One step's contribution to the window's `WINDOW_SUMS`, without a host sync."""
+    zero = torch.zeros((), dtype=torch.float64, device=out.loss.device)
+    terms = (out.loss, out.masked_loss * out.labels.numel(), out.contrastive_loss if out.contrastive_loss is not None
+             else zero, out.profile_loss if out.profile_loss is not None else zero, zero + 1,
+             (out.logits.argmax(-1) == out.labels).sum(), zero + out.labels.numel())  # fmt: skip
+    return torch.stack([term.detach().double() for term in terms])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -519,7 +532,7 @@ def main(argv: list[str] | None = None) -> dict:
         run_probe(0)  # the untrained encoder
     started, first_step = time.perf_counter(), completed_steps
     model.train()
-    window = new_logging_window()
+    window = new_logging_window(accelerator.device)
     eval_every = args.eval_steps or args.checkpointing_steps
     last_eval = None
     epoch = start_epoch
@@ -537,14 +550,7 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            window["loss"] += out.loss.detach().float().item()
-            window["masked_loss"] += out.masked_loss.detach().float().item() * out.labels.numel()
-            for term in ("contrastive_loss", "profile_loss"):
-                if getattr(out, term) is not None:
-                    window[term] += getattr(out, term).detach().float().item()
-            window["steps"] += 1
-            window["correct"] += (out.logits.detach().argmax(-1) == out.labels).sum().item()
-            window["masked"] += out.labels.numel()
+            window["sums"] += step_sums(out)
             window["sequences"] += len(batch["input_ids"]) * accelerator.num_processes
             if not accelerator.sync_gradients:
                 continue
@@ -552,9 +558,7 @@ def main(argv: list[str] | None = None) -> dict:
             progress.update(1)
             last_step = completed_steps >= max_steps
             if completed_steps % args.logging_steps == 0 or last_step:
-                names = ("loss", "masked_loss", "contrastive_loss", "profile_loss", "steps", "correct", "masked")
-                sums = dict(zip(names, accelerator.reduce(torch.tensor([window[name] for name in names],
-                            device=accelerator.device, dtype=torch.float64), "sum").tolist()))  # fmt: skip
+                sums = dict(zip(WINDOW_SUMS, accelerator.reduce(window["sums"], "sum").tolist()))
                 masked = max(sums["masked"], 1.0)
                 values = {"step": completed_steps, "epoch": round(completed_steps / steps_per_epoch, 4),
                           "loss": sums["loss"] / sums["steps"], "masked_loss": sums["masked_loss"] / masked,
@@ -567,7 +571,7 @@ def main(argv: list[str] | None = None) -> dict:
                 progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['masked_accuracy']:.3f}",
                                      lr=f"{values['lr']:.2e}", seq_s=f"{values['seq_per_s']:.1f}")  # fmt: skip
                 record(values)
-                window = new_logging_window()
+                window = new_logging_window(accelerator.device)
                 if args.max_train_minutes is not None and not last_step:  # every process stops at the same step
                     over = torch.tensor(float(time.perf_counter() - started > 60 * args.max_train_minutes),
                                         device=accelerator.device)  # fmt: skip

@@ -8,7 +8,8 @@
     positions, fp32;
 (b) ours (`BarcodeMAEForPreTraining`, objective mae, eager attention and fused AdamW as train.py uses on CPU), fp32;
 (c) the same, bf16 autocast (what `python train.py` runs on this CPU); (d) ours with SDPA attention, bf16 autocast;
-(e) the MLM baseline as train.py runs it, bf16 autocast.
+(e) the MLM baseline as train.py runs it, bf16 autocast; (f) = (d) under `torch.compile`;
+(g) = (b) under `torch.compile`. Compilation happens in the warm-up step, which is not timed.
 Real barcodes from the fixture (cleaned as train.py does), 110 tokens, same sizes for all. Ratios are vs (a).
 """
 
@@ -130,9 +131,11 @@ def main() -> None:
     ours_batches = [{key: value.to(device) for key, value in batch.items()} for batch in ours_batches]
     original = [{key: value.to(device) for key, value in batch.items()} for batch in original]
 
-    def ours(attn_implementation: str, objective: str = "mae"):
+    def ours(attn_implementation: str, objective: str = "mae", compiled: bool = False):
         model = BarcodeMAEForPreTraining(BarcodeMAEConfig(**SIZE_PRESETS[args.model_size], objective=objective))
         model.set_attn_implementation(attn_implementation)
+        if compiled:
+            model.compile()
         return model
 
     variants = {
@@ -142,6 +145,10 @@ def main() -> None:
         "c": ("ours, mae, eager attention, bf16 autocast (train.py on CPU)", lambda: ours("eager"), ours_batches, "bf16"),
         "d": ("ours, mae, SDPA attention, bf16 autocast", lambda: ours("sdpa"), ours_batches, "bf16"),
         "e": ("ours, mlm baseline, eager attention, bf16 autocast", lambda: ours("eager", "mlm"), ours_batches, "bf16"),
+        "f": ("ours, mae, SDPA attention, bf16 autocast, torch.compile", lambda: ours("sdpa", compiled=True),
+              ours_batches, "bf16"),
+        "g": ("ours, mae, eager attention, fp32, torch.compile", lambda: ours("eager", compiled=True), ours_batches,
+              "fp32"),
     }  # fmt: skip
     print(f"{args.model_size} model ({config.num_hidden_layers}+{config.decoder_num_hidden_layers} layers x "
           f"{config.hidden_size}), batch {args.batch_size}, {ours_batches[0]['input_ids'].shape[1]} tokens, {args.steps} timed "

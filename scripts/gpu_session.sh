@@ -79,9 +79,10 @@ model = BarcodeMAEModel.from_pretrained(sys.argv[1]).to(torch.bfloat16); model.s
     && rm -r "$OUT/encoder-$recipe"
 done
 
-# 3. throughput, paper size, bf16 (SDPA as train.py uses on GPUs) against the original style in fp32 and bf16.
+# 3. throughput, paper size, bf16 (SDPA as train.py uses on GPUs; f: the same under torch.compile) against the
+#    original style in fp32.
 python3 benchmarks/bench_pretraining.py --device "${BENCH_DEVICE:-cuda}" --model_size paper --batch_size "${BENCH_BATCH:-256}" \
-  --steps "${BENCH_STEPS:-10}" --only a d \
+  --steps "${BENCH_STEPS:-10}" --only a d f \
   | tee "$OUT/bench.md"
 echo "benchmark done: $(elapsed) s"
 
