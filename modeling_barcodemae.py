@@ -175,9 +175,13 @@ class BarcodeMAESelfAttention(nn.Module):
         batch, length, width = hidden_states.shape
         # The three projections as one matmul (the parameters stay BERT's `query`, `key`, `value`): a larger GEMM
         # and, under autocast, one cast of the input instead of three.
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        projected = F.linear(hidden_states, weight, bias).view(batch, length, 3, self.num_heads, width // self.num_heads)
+        if isinstance(self.query, nn.Linear):
+            weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+            bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+            projected = F.linear(hidden_states, weight, bias)
+        else:  # projections replaced by other modules, e.g. `torch.ao.quantization.quantize_dynamic`'s int8 ones
+            projected = torch.cat([self.query(hidden_states), self.key(hidden_states), self.value(hidden_states)], -1)
+        projected = projected.view(batch, length, 3, self.num_heads, width // self.num_heads)
         query, key, value = projected.permute(2, 0, 3, 1, 4).unbind(0)
         attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
         dropout = self.dropout_prob if self.training else 0.0
@@ -244,15 +248,18 @@ class BarcodeMAEStack(nn.Module):
         )
         self.gradient_checkpointing = False
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Returns the input and the output of every layer; `attention_mask` is `(batch, length)`, 1 = attend."""
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, num_layers: int | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Returns the input and the output of every layer (of the first `num_layers` only, when given);
+        `attention_mask` is `(batch, length)`, 1 = attend."""
         sdpa_mask = None
         if not bool(attention_mask.all()):
             sdpa_mask = attention_mask.bool()
             # A row with nothing to attend to (all padding) attends everywhere instead of producing NaN.
             sdpa_mask = (sdpa_mask | ~sdpa_mask.any(-1, keepdim=True))[:, None, None, :]
         all_hidden_states = [hidden_states]
-        for layer in self.layer:
+        for layer in self.layer[:num_layers]:
             if self.gradient_checkpointing and self.training:
                 hidden_states = self._gradient_checkpointing_func(layer.__call__, hidden_states, sdpa_mask)
             else:
@@ -333,15 +340,27 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        up_to_layer: int | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
-        """`position_ids` default to 0..length-1; pretraining passes the original positions of the visible tokens."""
+        """`position_ids` default to 0..length-1; pretraining passes the original positions of the visible tokens.
+
+        `up_to_layer` (opt-in, for feature extraction): compute hidden states 0..up_to_layer only (0 = the embedding
+        output, -1 = all); `last_hidden_state` is then hidden state `up_to_layer`, and `pooler_output` is None when
+        `config.pooling_layer` lies beyond it. `up_to_layer=config.pooling_layer` gives the same `pooler_output` for
+        the cost of the layers it needs.
+        """
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        hidden_states = self.encoder(self.embeddings(input_ids, position_ids), attention_mask)
-        pooler_output = masked_mean(hidden_states[self.config.pooling_layer], attention_mask)
+        depth = self.config.num_hidden_layers
+        if up_to_layer is not None and not -1 <= up_to_layer <= depth:
+            raise ValueError(f"up_to_layer must be in [-1, {depth}], got {up_to_layer}")
+        computed = depth if up_to_layer in (None, -1) else up_to_layer
+        hidden_states = self.encoder(self.embeddings(input_ids, position_ids), attention_mask, num_layers=computed)
+        pooling_layer = self.config.pooling_layer % (depth + 1)
+        pooler_output = masked_mean(hidden_states[pooling_layer], attention_mask) if pooling_layer <= computed else None
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )

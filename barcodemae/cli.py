@@ -18,11 +18,14 @@ def _add_input(parser: argparse.ArgumentParser, name: str = "input", splits: str
 
 
 def _add_model(parser: argparse.ArgumentParser) -> None:
+    from barcodemae.encoders import PRECISIONS
+
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL, help=f"kmer:K, a model folder or Hub id, NAME@LAYER (default {DEFAULT_MODEL})")
     group.add_argument("--layer", type=int, default=None, help="pool hidden state L (0 = embeddings) instead of the last")
-    group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                       help="auto: bf16 autocast on GPUs and CPUs with bf16 instructions, else fp32")  # fmt: skip
+    group.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
+                       help="auto: bf16 autocast on GPUs and CPUs with bf16 instructions, else fp32; int8: dynamic "
+                       "int8 linear layers on the CPU (1.5-1.7x on AVX2 CPUs, BENCHMARKS.md)")  # fmt: skip
     group.add_argument("--batch_size", type=int, default=64)
     group.add_argument("--device", default="auto")
     group.add_argument("--sequence_column", default=None, help="default: dna_barcode, nucleotides or sequence")
@@ -86,15 +89,21 @@ def command_identify(args) -> None:
 def command_cluster(args) -> None:
     import pandas as pd
 
-    from barcodemae.clustering import threshold_clusters
+    from barcodemae.clustering import identity_clusters, threshold_clusters
     from barcodemae.files import check_output_path, read_records, write_table
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
     records = read_records(args.input, args.splits, args.sequence_column, args.id_column, label_columns=[args.compare_to])
-    clusters = threshold_clusters(_embed(encoder, records.sequences, args, ""), args.threshold, args.linkage)
+    vectors = _embed(encoder, records.sequences, args, "")
+    if args.identity:
+        clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress)
+        rule = f"single linkage at {args.identity:g} identity over {args.candidates} candidates"
+    else:
+        clusters = threshold_clusters(vectors, args.threshold, args.linkage)
+        rule = f"{args.linkage} linkage at cosine distance {args.threshold:g}"
     write_table(output, pd.DataFrame({"id": records.ids, "cluster": clusters}))
-    message = f"{len(records)} barcodes in {clusters.max() + 1} clusters ({encoder.name}, {args.linkage} linkage at {args.threshold})"
+    message = f"{len(records)} barcodes in {clusters.max() + 1} clusters ({encoder.name}, {rule})"
     truth = records.labels.get(args.compare_to)
     if truth is not None and (truth != "").any():
         from sklearn.metrics import adjusted_mutual_info_score
@@ -116,6 +125,7 @@ def command_evaluate(args) -> None:
 
 
 def _evaluate_parser(parser: argparse.ArgumentParser) -> None:
+    from barcodemae.encoders import PRECISIONS
     from barcodemae.protocol import FIXTURE
 
     parser.add_argument("--models", nargs="+", required=True, help="kmer:K, a model folder or Hub id, optionally @LAYER")
@@ -125,7 +135,8 @@ def _evaluate_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", type=int, default=None, help="pool hidden state L (0 = embeddings) instead of the last")
     parser.add_argument("--all_layers", action="store_true", help="probe every layer (one forward pass per batch)")
     parser.add_argument("--reading_frames", action="store_true", help="average the embeddings over start offsets 0..k-1")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = autocast (fast on AMX CPUs)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16 = autocast (fast on AMX CPUs); int8 = dynamic int8 linear layers (CPU)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_length", type=int, default=None, help="nucleotides kept per barcode (default 660)")
     parser.add_argument("--train_split", default="train")
@@ -150,7 +161,9 @@ def command_convert(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from barcodemae.clustering import DEFAULT_LINKAGE, DEFAULT_THRESHOLD, LINKAGES
+    from barcodemae.clustering import (
+        DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_THRESHOLD, LINKAGES,
+    )
     from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.identify import DEFAULT_CANDIDATES, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
 
@@ -180,8 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser("cluster", help="BIN-like clusters, no cluster count needed")
     _add_input(cluster)
     cluster.add_argument("--output", required=True, help="OUT.tsv: id, cluster")
-    cluster.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="cosine distance at which to cut")
-    cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE)
+    cluster.add_argument("--identity", type=float, default=DEFAULT_IDENTITY,
+                         help="join barcodes at least this alike (alignment identity); 0: cosine clustering instead")
+    cluster.add_argument("--candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES,
+                         help="cosine-nearest barcodes aligned to each barcode")
+    cluster.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                         help="with --identity 0: the cosine distance at which to cut")
+    cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE, help="with --identity 0")
     cluster.add_argument("--compare_to", default="dna_bin", help="report the AMI against this column when present")
     _add_model(cluster)
     cluster.set_defaults(run=command_cluster)

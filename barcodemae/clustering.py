@@ -1,6 +1,10 @@
-"""BIN-like clusters without a cluster count: single or average linkage on cosine distance, cut at a threshold.
+"""BIN-like clusters without a cluster count.
 
-Exact and in bounded memory: two barcodes can only end in one average-linkage cluster if a chain of pairs closer than
+`identity_clusters` (the default of `barcodemae cluster`): single linkage on alignment identity, as BINs and VSEARCH
+group barcodes: each barcode's `candidates` cosine-nearest barcodes are aligned to it and pairs at least `identity`
+alike are joined; clusters are the connected components.
+
+`threshold_clusters`: single or average linkage on cosine distance, cut at a threshold. Exact and in bounded memory: two barcodes can only end in one average-linkage cluster if a chain of pairs closer than
 the threshold joins them (each merge joins clusters with a mean distance below it, so with at least one such pair).
 So the barcodes are first split into the connected components of the "closer than the threshold" graph (chunked
 similarity products), then each component is clustered on its own (scipy's average linkage). Single linkage is the
@@ -13,18 +17,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from barcodemae.alignment import alignment_identity
 from barcodemae.errors import UserError
+from barcodemae.neighbours import nearest_neighbours
 
 LINKAGES = ("single", "average")
 DEFAULT_LINKAGE = "single"
 DEFAULT_THRESHOLD = 0.1  # cosine distance; chosen on the shared data's val splits with kmer:6 (bench_identify.py)
+DEFAULT_IDENTITY = 0.97  # chosen on the shared data's val splits with kmer:6 (bench_identify.py; 0.975 ties)
+DEFAULT_CLUSTER_CANDIDATES = 20
+
+
+def _connected(rows: np.ndarray, columns: np.ndarray, size: int) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(size, size))
+    return connected_components(graph, directed=False)[1]
+
+
+def identity_clusters(
+    vectors: np.ndarray, sequences: list[str], identity: float = DEFAULT_IDENTITY,
+    candidates: int = DEFAULT_CLUSTER_CANDIDATES, progress: bool = False,
+) -> np.ndarray:
+    """Cluster number (0.., in order of first appearance) of each barcode: single linkage on alignment identity
+    over each barcode's `candidates` cosine-nearest barcodes (`vectors` propose, `alignment_identity` decides)."""
+    if not 0.0 < identity <= 1.0:
+        raise UserError(f"the clustering identity is a fraction between 0 and 1, got {identity}")
+    if len(vectors) == 0:
+        raise UserError("nothing to cluster: no barcodes")
+    from tqdm.auto import tqdm
+
+    neighbours, _ = nearest_neighbours(vectors, vectors, candidates + 1)
+    pairs = {(min(row, column), max(row, column)) for row in range(len(neighbours)) for column in neighbours[row].tolist()
+             if column != row}  # fmt: skip
+    joined = [pair for pair in tqdm(sorted(pairs), desc="aligning", unit="pair", leave=False, disable=not progress)
+              if alignment_identity(sequences[pair[0]], sequences[pair[1]]) >= identity]  # fmt: skip
+    rows, columns = np.array(joined, dtype=np.int64).reshape(-1, 2).T
+    return _by_first_appearance(_connected(rows, columns, len(vectors)))
 
 
 def _components(unit: torch.Tensor, threshold: float, chunk_size: int) -> np.ndarray:
     """Connected components of the graph joining pairs with cosine distance below `threshold`."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     rows, columns = [], []
     with torch.inference_mode():
         for start in range(0, len(unit), chunk_size):
@@ -32,9 +66,7 @@ def _components(unit: torch.Tensor, threshold: float, chunk_size: int) -> np.nda
             row, column = torch.nonzero(close, as_tuple=True)
             rows.append(row.numpy() + start)
             columns.append(column.numpy())
-    rows, columns = np.concatenate(rows), np.concatenate(columns)
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(len(unit), len(unit)))
-    return connected_components(graph, directed=False)[1]
+    return _connected(np.concatenate(rows), np.concatenate(columns), len(unit))
 
 
 def _average_linkage(unit: torch.Tensor, threshold: float) -> np.ndarray:

@@ -5,14 +5,18 @@
     vectors = encoder.embed(sequences)                             # (N, D) float32, in the input order
 
 A transformers encoder pools the chosen hidden state by its mean over the k-mer tokens (padding excluded), batches
-sequences sorted by length, runs under `torch.inference_mode` and, with `precision="bf16"`, bf16 autocast.
+sequences sorted by length, runs under `torch.inference_mode` and, with `precision="bf16"`, bf16 autocast
+(`"int8"`: a copy with int8 dynamically quantized linear layers, CPU only). BarcodeMAE models run only the layers
+up to the deepest one pooled (`up_to_layer`): the shipped checkpoint pools layer 0, the embedding output.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +27,7 @@ from tokenization_barcodemae import NUCLEOTIDES
 
 from barcodemae.errors import UserError, UserFileNotFoundError
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 KMER_SPEC = re.compile(r"kmer:(\d+)")
 
 NUCLEOTIDE_CODE = np.full(256, 4, dtype=np.int64)  # byte -> 0..3 (the vocabulary's nucleotide order), 4 = other
@@ -66,8 +70,20 @@ def _kmer_counts(sequences: Sequence[str], k: int) -> np.ndarray:
     return np.bincount(values, minlength=len(sequences) * 4**k)
 
 
+def quantize_int8(model):
+    """A copy of `model` whose `nn.Linear` layers compute in int8 (weights quantized per output channel, activations
+    per batch: `torch.ao.quantization.quantize_dynamic`, which torch marks deprecated but still ships). CPU only."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if next(model.parameters()).device.type != "cpu":
+        raise UserError("precision int8 runs on the CPU only; use fp32 or bf16 on a GPU")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
 def _autocast(precision: str, device: torch.device):
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):
         return torch.autocast(device.type, enabled=False)
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -94,6 +110,10 @@ def _pool_frame(model, tokenizer, frame, layer_list, batch_size, precision, bar)
     device = next(model.parameters()).device
     max_tokens = _max_tokens(model, tokenizer)
     order = sorted(range(len(frame)), key=lambda index: len(frame[index]))
+    extra = {}
+    if "up_to_layer" in inspect.signature(model.forward).parameters:  # BarcodeMAE: stop at the deepest pooled layer
+        layer_list = [layer % (num_layers(model) + 1) for layer in layer_list]
+        extra = {"up_to_layer": max(layer_list)}
     pooled = None
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
@@ -102,7 +122,7 @@ def _pool_frame(model, tokenizer, frame, layer_list, batch_size, precision, bar)
         encoded = {key: value.to(device) for key, value in encoded.items() if key in ("input_ids", "attention_mask")}
         mask = encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
         with torch.inference_mode(), _autocast(precision, device):
-            output = model(**encoded, output_hidden_states=True, return_dict=True)
+            output = model(**encoded, output_hidden_states=True, return_dict=True, **extra)
         hidden_states = output.hidden_states if output.hidden_states is not None else (output.last_hidden_state,)
         vectors = torch.stack([masked_mean(hidden_states[layer], mask) for layer in layer_list])
         if pooled is None:
@@ -130,7 +150,7 @@ def embed_sequences(
             a list of ints = those hidden states from one forward pass, `(len(layers), N, D)`.
         reading_frames: average over the start offsets 0..k-1 (the sequence minus its first i nt), k being
             `tokenizer.k_mer`: non-overlapping k-mers see one reading frame, this sees all k.
-        precision: "fp32" or "bf16" (autocast; pooling is always done in float32).
+        precision: "fp32", "bf16" (autocast) or "int8" (`quantize_int8`, CPU); pooling is always done in float32.
         progress: show a tqdm bar (a string is used as its description).
     Batches are formed from sequences sorted by length (less padding); the output is in the input order.
     """
@@ -143,6 +163,8 @@ def embed_sequences(
         frames = [[sequence[offset:] for sequence in sequences] for offset in range(k)]
     else:
         frames = [list(sequences)]
+    if precision == "int8":
+        model = quantize_int8(model)
     was_training = model.training
     model.eval()
     bar = _progress_bar(sum(len(frame) for frame in frames), progress)

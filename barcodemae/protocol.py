@@ -61,7 +61,7 @@ class ProtocolSettings:
     unseen_split: str = "test_unseen"
     max_length: int = MAX_NUCLEOTIDES
     batch_size: int = 64
-    precision: str = "fp32"  # fp32 or bf16 (bf16 autocast; CPU with AMX or GPU)
+    precision: str = "fp32"  # fp32, bf16 (autocast; CPU with AMX or GPU) or int8 (dynamic, CPU)
     reading_frames: bool = False
     layer: int | None = None  # None: the last layer
     all_layers: bool = False

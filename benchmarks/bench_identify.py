@@ -9,8 +9,9 @@ prepared as everywhere (clean, deduplicate). Per rank: accuracy of the best gues
 (BLAST: the top hit by bit score; a query without a hit counts as wrong); with abstention: how often a call is made
 and how often a made call is right; species abstention on `test_unseen` is the correct answer. Wall time from the
 prepared sequences to the calls (embedding the reference included; BLAST: makeblastdb + blastn -task megablast).
-cluster: `val` + `val_unseen` choose the threshold, `test` + `test_unseen` report it (barcodes with a `dna_bin`);
-AMI against `dna_bin`, VSEARCH --cluster_fast at 97/98/99% identity beside it (no cluster count given to either).
+cluster: `val` + `val_unseen` choose the settings, `test` + `test_unseen` report them (barcodes with a `dna_bin`);
+AMI against `dna_bin` of ours (single linkage on alignment identity over the cosine-nearest candidates, and on cosine
+distance), VSEARCH --cluster_fast at the same identities beside it (no cluster count given to any).
 BLAST (blastn, makeblastdb) and VSEARCH are optional: each is skipped, saying so, when not on PATH.
 """
 
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcodemae.clustering import threshold_clusters  # noqa: E402
+from barcodemae.clustering import identity_clusters, threshold_clusters  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, Reference, calibrate_thresholds, identify  # noqa: E402
@@ -111,13 +112,20 @@ def with_bins(splits, names):
     return sequences, np.asarray(bins)
 
 
-def run_clusters(model: str, splits, thresholds, linkages) -> None:
+def run_clusters(model: str, splits, thresholds, linkages, identities, candidates) -> None:
     from sklearn.metrics import adjusted_mutual_info_score
 
     encoder = load_encoder(model)
     for names in (["val", "val_unseen"], ["test", "test_unseen"]):
         sequences, bins = with_bins(splits, names)
         vectors = encoder.embed(sequences)
+        for identity, count in itertools.product(identities, candidates):
+            started = time.perf_counter()
+            clusters = identity_clusters(vectors, sequences, identity, count)
+            elapsed = time.perf_counter() - started
+            print(f"| {model}, single linkage at {identity} identity, {count} candidates | {' + '.join(names)} | "
+                  f"{len(bins)} | {len(set(bins))} | {clusters.max() + 1} | "
+                  f"{100 * adjusted_mutual_info_score(bins, clusters):.1f} | {elapsed:.1f} (clustering only) |", flush=True)  # fmt: skip
         for linkage in linkages:
             for threshold in thresholds:
                 started = time.perf_counter()
@@ -163,7 +171,8 @@ def main() -> None:
                         help="val val_unseen to choose settings, test test_unseen to report them")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.06, 0.08, 0.1, 0.12, 0.15, 0.2])
     parser.add_argument("--linkages", nargs="+", default=["single", "average"])
-    parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.98, 0.99])
+    parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.98, 0.99], help="ours and VSEARCH's")
+    parser.add_argument("--cluster_candidates", type=int, nargs="+", default=[20])
     args = parser.parse_args()
     torch.set_num_threads(1)
     import datasets
@@ -184,7 +193,7 @@ def main() -> None:
         if {"cluster", "vsearch"} & set(args.sections):
             print("\n| method | barcodes | n | BINs | clusters | AMI | seconds |\n|---|---|---:|---:|---:|---:|---:|")
         for model in args.models if "cluster" in args.sections else []:
-            run_clusters(model, splits, args.thresholds, args.linkages)
+            run_clusters(model, splits, args.thresholds, args.linkages, args.identities, args.cluster_candidates)
         if "vsearch" in args.sections:
             run_vsearch(splits, args.identities, Path(folder))
 

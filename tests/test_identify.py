@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from barcodemae.clustering import threshold_clusters
+from barcodemae.clustering import identity_clusters, threshold_clusters
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.identify import Reference, calibrate_thresholds, identify
@@ -82,3 +82,24 @@ def test_clusters_equal_scipy_on_all_pairs(fixture_vectors, method, threshold):
     found = threshold_clusters(fixture_vectors, threshold, method, chunk_size=100)
     assert adjusted_rand_score(expected, found) == 1.0
     assert found[0] == 0 and set(found) == set(range(found.max() + 1))  # numbered by first appearance
+
+
+def test_identity_clusters_join_barcodes_at_least_as_alike_as_asked():
+    barcode = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATTAGGAAATCCTGGATCTTTAATTGGAGATGATCAA"
+    variant = barcode[:50] + "C" + barcode[51:]  # one substitution in 110 nt: 99.1% identical
+    other = barcode[::-1]
+    sequences = [barcode, other, variant, barcode[10:90]]  # the last: a partial copy, 100% identical where it aligns
+    vectors = kmer_embeddings(sequences, 4)
+    assert list(identity_clusters(vectors, sequences, identity=0.99, candidates=3)) == [0, 1, 0, 0]
+    assert list(identity_clusters(vectors, sequences, identity=1.0, candidates=3)) == [0, 1, 2, 0]
+
+
+def test_identity_clusters_recover_bins_better_than_cosine(fixture_path):
+    splits = load_splits(fixture_path, ["test", "test_unseen"])
+    sequences = splits["test"].sequences + splits["test_unseen"].sequences
+    bins = np.concatenate([splits["test"].labels["dna_bin"], splits["test_unseen"].labels["dna_bin"]])
+    known = bins != ""
+    vectors = kmer_embeddings(sequences, 6)
+    by_identity = adjusted_mutual_info_score(bins[known], identity_clusters(vectors, sequences)[known])
+    by_cosine = adjusted_mutual_info_score(bins[known], threshold_clusters(vectors)[known])
+    assert by_identity > by_cosine and by_identity > 0.95

@@ -173,6 +173,21 @@ def test_pooling_excludes_padding_and_pooling_layer_option(batch):
     torch.testing.assert_close(first, output.hidden_states[0][0, :length].mean(0, keepdim=True))
 
 
+def test_up_to_layer_stops_early_with_the_same_pooled_output(batch):
+    input_ids, attention_mask = batch
+    model = BarcodeMAEModel(BarcodeMAEConfig(pooling_layer=1, **tiny_config_kwargs())).eval()
+    full = model(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    assert len(full.hidden_states) == 3 and full.last_hidden_state is full.hidden_states[-1]  # default: every layer
+    early = model(input_ids, attention_mask=attention_mask, output_hidden_states=True, up_to_layer=1)
+    assert len(early.hidden_states) == 2
+    torch.testing.assert_close(early.last_hidden_state, full.hidden_states[1])
+    torch.testing.assert_close(early.pooler_output, full.pooler_output)
+    assert model(input_ids, attention_mask=attention_mask, up_to_layer=0).pooler_output is None  # layer 1 not run
+    torch.testing.assert_close(model(input_ids, up_to_layer=-1).last_hidden_state, model(input_ids).last_hidden_state)
+    with pytest.raises(ValueError, match="up_to_layer"):
+        model(input_ids, up_to_layer=3)
+
+
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
 def test_gradient_checkpointing_gives_same_gradients(batch, attn_implementation):
     """With dropout on: the recomputation replays the same dropout masks (the RNG state is restored)."""

@@ -217,6 +217,35 @@ def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
     assert cosine.min() > 0.99
 
 
+def test_embedding_runs_only_the_layers_it_pools(tiny_model_dir, barcodes):
+    model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
+    blocks_run = []
+    for index, block in enumerate(model.encoder.layer):
+        block.register_forward_hook(lambda module, inputs, output, index=index: blocks_run.append(index))
+    tokenizer = BarcodeMAETokenizer()
+    encoded = tokenizer(barcodes[:4], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = masked_mean(model(**encoded, output_hidden_states=True).hidden_states[0], encoded["attention_mask"])
+    blocks_run.clear()
+    np.testing.assert_array_equal(embed_sequences(model, tokenizer, barcodes[:4], layers=0, progress=False), expected)
+    assert blocks_run == []  # layer 0 is the embedding output: no block runs
+    embed_sequences(model, tokenizer, barcodes[:4], layers=[1, 0], progress=False)
+    assert blocks_run == [0]
+
+
+def test_int8_embeddings_stay_close_to_fp32_and_leave_the_model_unchanged(tiny_model_dir, barcodes):
+    model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
+    tokenizer = BarcodeMAETokenizer()
+    fp32 = embed_sequences(model, tokenizer, barcodes[:8], progress=False)
+    int8 = embed_sequences(model, tokenizer, barcodes[:8], precision="int8", progress=False)
+    assert not np.array_equal(int8, fp32)  # the linear layers did run in int8
+    centred = fp32 - fp32.mean(0), int8 - fp32.mean(0)  # cosine of the deviations: the raw vectors share a large mean
+    cosine = (centred[0] * centred[1]).sum(1) / np.linalg.norm(centred[0], axis=1) / np.linalg.norm(centred[1], axis=1)
+    assert cosine.min() > 0.99
+    assert type(model.encoder.layer[0].attention.self.query) is torch.nn.Linear  # quantized a copy
+    np.testing.assert_array_equal(embed_sequences(model, tokenizer, barcodes[:8], progress=False), fp32)
+
+
 def test_all_layers_rows(tiny_model_dir, fixture_path):
     report = probes.evaluate([str(tiny_model_dir) + "@1", "kmer:3"], fixture_path, None, progress=False, **FAST)
     assert list(report["results"]) == [f"{tiny_model_dir}@1", "kmer:3"]
