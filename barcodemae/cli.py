@@ -61,7 +61,7 @@ def command_embed(args) -> None:
 def command_identify(args) -> None:
     from barcodemae.cache import EmbeddingCache
     from barcodemae.files import check_output_path, read_records, write_table
-    from barcodemae.identify import RANKS, Reference, calibrate_thresholds, identify
+    from barcodemae.identify import RANKS, Reference, identify
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
@@ -73,14 +73,13 @@ def command_identify(args) -> None:
     cache = EmbeddingCache(args.cache_dir)
     reference_vectors = cache.embed_layers(encoder, reference_records.sequences, "reference", not args.no_progress)[0]
     sequences = reference_records.sequences if args.candidates else None
-    thresholds = calibrate_thresholds(reference_vectors, reference_records.labels, args.quantile, sequences=sequences)
-    reference = Reference(reference_vectors, reference_records.labels, thresholds, sequences)
+    reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile)
     query_vectors = _embed(encoder, queries.sequences, args, "queries")
     table = identify(reference, query_vectors, args.neighbours, queries.sequences, args.candidates, not args.no_progress)
     table.insert(0, "query", queries.ids)
     table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
     write_table(output, table)
-    summary = ", ".join(f"{rank} {(table[rank] != '').mean():.0%} (threshold {thresholds[rank]:.3f})"
+    summary = ", ".join(f"{rank} {(table[rank] != '').mean():.0%} (threshold {reference.thresholds[rank]:.3f})"
                         for rank in RANKS if rank in table)  # fmt: skip
     print(f"{len(queries)} queries against {len(reference_records)} reference barcodes ({encoder.name}); "
           f"called: {summary}; written: {output}")

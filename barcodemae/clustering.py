@@ -4,11 +4,11 @@
 group barcodes: each barcode's `candidates` cosine-nearest barcodes are aligned to it and pairs at least `identity`
 alike are joined; clusters are the connected components.
 
-`threshold_clusters`: single or average linkage on cosine distance, cut at a threshold. Exact and in bounded memory: two barcodes can only end in one average-linkage cluster if a chain of pairs closer than
-the threshold joins them (each merge joins clusters with a mean distance below it, so with at least one such pair).
-So the barcodes are first split into the connected components of the "closer than the threshold" graph (chunked
-similarity products), then each component is clustered on its own (scipy's average linkage). Single linkage is the
-components themselves.
+`threshold_clusters`: single or average linkage on cosine distance, cut at a threshold. Exact and in bounded memory:
+two barcodes can only end in one average-linkage cluster if a chain of pairs closer than the threshold joins them
+(each merge joins clusters with a mean distance below it, so with at least one such pair). So the barcodes are first
+split into the connected components of the "closer than the threshold" graph (chunked similarity products), then
+each component is clustered on its own (scipy's average linkage). Single linkage is the components themselves.
 """
 
 from __future__ import annotations

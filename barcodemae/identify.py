@@ -44,6 +44,15 @@ class Reference:
     thresholds: dict[str, float]
     sequences: list[str] | None = None
 
+    @classmethod
+    def calibrated(
+        cls, vectors: np.ndarray, labels: dict[str, np.ndarray], sequences: list[str] | None = None,
+        quantile: float = DEFAULT_QUANTILE,
+    ) -> Reference:
+        """A reference with its thresholds calibrated on itself (`calibrate_thresholds`): in alignment identity when
+        `sequences` are given (ranking by identity), else in cosine similarity."""
+        return cls(vectors, labels, calibrate_thresholds(vectors, labels, quantile, sequences=sequences), sequences)
+
 
 def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the largest similarity where `same` holds (-inf where it holds nowhere) and its column."""

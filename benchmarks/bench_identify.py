@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from barcodemae.clustering import identity_clusters, threshold_clusters  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
-from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, Reference, calibrate_thresholds, identify  # noqa: E402
+from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, Reference, identify  # noqa: E402
 from barcodemae.protocol import FIXTURE  # noqa: E402
 
 
@@ -60,8 +60,7 @@ def run_ours(model: str, reference_split, query_splits, neighbours: int, quantil
     encoder = load_encoder(model)
     reference_vectors = encoder.embed(reference_split.sequences)
     sequences = reference_split.sequences if candidates else None
-    thresholds = calibrate_thresholds(reference_vectors, reference_split.labels, quantile=quantile, sequences=sequences)
-    reference = Reference(reference_vectors, reference_split.labels, thresholds, sequences)
+    reference = Reference.calibrated(reference_vectors, reference_split.labels, sequences, quantile)
     setup = time.perf_counter() - started
     ranking = f"{candidates} candidates by identity" if candidates else "cosine"
     for split in query_splits:

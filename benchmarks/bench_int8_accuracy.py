@@ -16,7 +16,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from barcodemae.data import load_barcodes, prepare_barcodes  # noqa: E402
+from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.encoders import embed_sequences  # noqa: E402
 from barcodemae.neighbours import nearest_neighbour  # noqa: E402
 from barcodemae.protocol import FIXTURE  # noqa: E402
@@ -27,10 +27,10 @@ from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 SPLITS = ("train", "test", "test_unseen")
 
 
-def subset(data_file: str, split: str, count: int) -> tuple[list[str], np.ndarray, np.ndarray]:
-    data, _ = prepare_barcodes(load_barcodes(data_file, splits=[split], columns=["genus", "species"]))
-    rows = np.random.default_rng(0).permutation(len(data))[:count]
-    return [data["sequence"][i] for i in rows], np.array(data["genus"])[rows], np.array(data["species"])[rows]
+def subset(split, count: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """`count` seeded barcodes of a prepared split: (sequences, genus, species)."""
+    rows = np.random.default_rng(0).permutation(len(split.sequences))[:count]
+    return [split.sequences[i] for i in rows], split.labels["genus"][rows], split.labels["species"][rows]
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,12 +44,13 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tokenizer = BarcodeMAETokenizer()
+    prepared = load_splits(args.data_file, SPLITS)
     models = {
         "shipped 4x256, last layer": (BarcodeMAEModel.from_pretrained(ROOT / "checkpoints" / "barcodemae-4x256-bold"), (5000, 1000, 1000)),
         "untrained paper size, last layer": (BarcodeMAEModel(BarcodeMAEConfig()), (800, 200, 200)),
     }  # fmt: skip
     for name, (model, sizes) in models.items():
-        splits = {split: subset(args.data_file, split, count) for split, count in zip(SPLITS, sizes)}
+        splits = {split: subset(prepared[split], count) for split, count in zip(SPLITS, sizes)}
         vectors, genus, species = {}, {}, {}
         for precision in ("fp32", "int8"):
             vectors[precision] = np.concatenate([embed_sequences(model.eval(), tokenizer, splits[split][0], layers=-1,
