@@ -44,6 +44,7 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
         masked_loss: mean reconstruction cross-entropy over the masked k-mers (0 when nothing is masked).
         contrastive_loss: the InfoNCE term between two views (None when it is off or no second view was given).
         profile_loss: the masked-profile cross-entropy (None when it is off).
+        identity_loss: the identity-distillation KL term (None when it is off or no `identity_targets` were given).
     """
 
     loss: torch.Tensor | None = None
@@ -53,6 +54,7 @@ class BarcodeMAEForPreTrainingOutput(ModelOutput):
     masked_loss: torch.Tensor | None = None
     contrastive_loss: torch.Tensor | None = None
     profile_loss: torch.Tensor | None = None
+    identity_loss: torch.Tensor | None = None
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -96,6 +98,17 @@ def info_nce(first: torch.Tensor, second: torch.Tensor, temperature: float) -> t
     logits = first @ second.T / temperature
     targets = torch.arange(len(first), device=first.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def identity_distillation(
+    embeddings: torch.Tensor, identity: torch.Tensor, identity_temperature: float, embedding_temperature: float
+) -> torch.Tensor:
+    """Mean over the rows of KL(softmax(identity / t_i) || softmax(cosine / t_e)), each row over the other barcodes."""
+    embeddings = F.normalize(embeddings.float(), dim=-1)
+    others = ~torch.eye(len(embeddings), dtype=torch.bool, device=embeddings.device)
+    targets = F.softmax((identity.float() / identity_temperature).masked_fill(~others, -1e4), dim=-1)
+    log_scores = F.log_softmax((embeddings @ embeddings.T / embedding_temperature).masked_fill(~others, -1e4), dim=-1)
+    return F.kl_div(log_scores, targets, reduction="batchmean")
 
 
 def fast_dropout(hidden_states: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -292,6 +305,10 @@ class BarcodeMAEPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
     _no_split_modules = ["BarcodeMAELayer"]
 
+    def _attention_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """`attention_mask`, by default 1 wherever `input_ids` is not padding."""
+        return (input_ids != self.config.pad_token_id).long() if attention_mask is None else attention_mask
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
@@ -341,25 +358,28 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         up_to_layer: int | None = None,
+        pooling_layer: int | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling | tuple:
         """`position_ids` default to 0..length-1; pretraining passes the original positions of the visible tokens.
 
         `up_to_layer` (opt-in, for feature extraction): compute hidden states 0..up_to_layer only (0 = the embedding
         output, -1 = all); `last_hidden_state` is then hidden state `up_to_layer`, and `pooler_output` is None when
-        `config.pooling_layer` lies beyond it. `up_to_layer=config.pooling_layer` gives the same `pooler_output` for
-        the cost of the layers it needs.
+        the pooled layer lies beyond it. `up_to_layer=config.pooling_layer` gives the same `pooler_output` for the
+        cost of the layers it needs. `pooling_layer`: the hidden state to pool, numbered the same way (default
+        `config.pooling_layer`).
         """
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
+        attention_mask = self._attention_mask(input_ids, attention_mask)
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         depth = self.config.num_hidden_layers
-        if up_to_layer is not None and not -1 <= up_to_layer <= depth:
-            raise ValueError(f"up_to_layer must be in [-1, {depth}], got {up_to_layer}")
+        pooling_layer = self.config.pooling_layer if pooling_layer is None else pooling_layer
+        for name, layer in (("up_to_layer", up_to_layer), ("pooling_layer", pooling_layer)):
+            if layer is not None and not -1 <= layer <= depth:
+                raise ValueError(f"{name} must be in [-1, {depth}], got {layer}")
         computed = depth if up_to_layer in (None, -1) else up_to_layer
         hidden_states = self.encoder(self.embeddings(input_ids, position_ids), attention_mask, num_layers=computed)
-        pooling_layer = self.config.pooling_layer % (depth + 1)
+        pooling_layer %= depth + 1
         pooler_output = masked_mean(hidden_states[pooling_layer], attention_mask) if pooling_layer <= computed else None
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -376,8 +396,8 @@ class BarcodeMAEModel(BarcodeMAEPreTrainedModel):
 class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
     """Masked pretraining: BarcodeMAE (`config.objective="mae"`) or the BarcodeBERT-style MLM baseline ("mlm").
 
-    Per sequence, `round_down(mask_ratio * n)` of its n maskable tokens are masked, where the maskable tokens are the
-    real k-mers: padding is never visible nor a target, and `[UNK]` k-mers (which hold an ambiguous base) are never
+    Per sequence, `round_down((1 - mask_ratio) * n)` of its n maskable tokens stay visible and the others are masked
+    (as in ViTMAE), where the maskable tokens are the real k-mers: padding is never visible nor a target, and `[UNK]` k-mers (which hold an ambiguous base) are never
     targets and always stay visible, so they do not count toward the mask ratio.
     """
 
@@ -434,12 +454,14 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
         noise: torch.Tensor | None = None,
         second_view_input_ids: torch.Tensor | None = None,
         second_view_attention_mask: torch.Tensor | None = None,
+        identity_targets: torch.Tensor | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BarcodeMAEForPreTrainingOutput | tuple:
-        """`second_view_*`: the same barcodes tokenized from another start offset (for `config.contrastive_weight`)."""
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
+        """`second_view_*`: the same barcodes tokenized from another start offset (for `config.contrastive_weight`).
+        `identity_targets`: `(batch, batch)` alignment identities between the barcodes (for
+        `config.identity_distillation_weight`)."""
+        attention_mask = self._attention_mask(input_ids, attention_mask)
         keep, mask = self.random_masking(input_ids, attention_mask, noise)
         encoded, hidden_states = self._encode_and_reconstruct(input_ids, attention_mask, keep, mask)
         logits = self.head(hidden_states[mask])  # the masked positions are always scored
@@ -465,9 +487,16 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
             log_probabilities = F.log_softmax(self.profile_head(encoded.pooler_output[rows]).float(), dim=-1)
             profile_loss = -(profile[rows] * log_probabilities).sum(-1).mean() if rows.any() else logits.sum() * 0.0
             loss = loss + self.config.profile_loss_weight * profile_loss
+        identity_loss = None
+        if self.config.identity_distillation_weight > 0 and identity_targets is not None:
+            identity_loss = identity_distillation(
+                encoded.pooler_output, identity_targets, self.config.identity_temperature,
+                self.config.identity_embedding_temperature,
+            )  # fmt: skip
+            loss = loss + self.config.identity_distillation_weight * identity_loss
         output = BarcodeMAEForPreTrainingOutput(
             loss=loss, logits=logits, labels=labels, mask=mask, masked_loss=masked_loss,
-            contrastive_loss=contrastive_loss, profile_loss=profile_loss,
+            contrastive_loss=contrastive_loss, profile_loss=profile_loss, identity_loss=identity_loss,
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
@@ -493,8 +522,7 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
 
     def _pooled_view(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Pooled encoder features of a view with its own random masking (as the encoder sees it in pretraining)."""
-        if attention_mask is None:
-            attention_mask = (input_ids != self.config.pad_token_id).long()
+        attention_mask = self._attention_mask(input_ids, attention_mask)
         keep, mask = self.random_masking(input_ids, attention_mask)
         return self._encode(input_ids, attention_mask, keep, mask)[0].pooler_output
 
@@ -545,7 +573,9 @@ class BarcodeMAEForPreTraining(BarcodeMAEPreTrainedModel):
 
 
 class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
-    """Pooled barcode embedding → dropout → linear; `labels` and `problem_type` handled as in transformers."""
+    """Mean of hidden state `config.classifier_pooling_layer` (default the last: every layer is fine-tuned) →
+    dropout → linear; `labels` and `problem_type` handled as in transformers. `config.pooling_layer`, the frozen
+    embedding's layer, plays no part."""
 
     _keys_to_ignore_on_load_unexpected = PRETRAINING_ONLY_KEYS
 
@@ -566,7 +596,8 @@ class BarcodeMAEForSequenceClassification(BarcodeMAEPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        encoded = self.barcodemae(input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states)
+        encoded = self.barcodemae(input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
+                                  pooling_layer=self.config.classifier_pooling_layer, return_dict=True)  # fmt: skip
         logits = self.classifier(self.dropout(encoded.pooler_output))
         loss = None if labels is None else self._loss(logits, labels)
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states)

@@ -1,4 +1,5 @@
-"""BarcodeMAE tokenizer: non-overlapping k-mers of DNA, in numpy for the common call, else the Rust pipeline."""
+"""BarcodeMAE tokenizer: non-overlapping k-mers of DNA, in numpy for the common call, else the Rust pipeline;
+optionally registered to one reading frame of the COI-5P barcode region (`register_frame`)."""
 
 import itertools
 import re
@@ -30,6 +31,82 @@ _BYTE_CODE = {
 _BYTE_CODES = bytes(_BYTE_CODE.get(chr(byte), _OTHER) for byte in range(256))  # a `bytes.translate` table
 
 
+# Frame registration (`register_frame`). Non-overlapping k-mers cut a barcode at 0, k, 2k, ... of *that barcode*, and
+# barcodes start at different positions of the gene: two relatives whose starts differ by 1..k-1 bases share no token.
+# Registration places each barcode's start on a bundled COI-5P reference and drops the 0..k-1 leading bases that put
+# its first k-mer off the reference's frame (reference positions 0, k, 2k, ...). The reference: one full-length
+# (658 nt) barcode per insect order of bold_insecta_coi.csv.gz's pretraining and `train` splits, the one sharing the
+# most 8-mers with its order (`python scripts/make_frame_reference.py FILE` prints this table), all starting at the
+# Folmer region's first base.
+FRAME_REFERENCE = (  # (order, BOLD processid, offset on the first barcode, barcode)
+    ("Diptera", "MOSN6435-21", 0, "AACTTTATATTTTATTTTTGGAGCTTGAGCTGGAATAGTTGGAACTTCATTAAGAATTTTAATTCGAGCTGAATTAGGACACCCTGGAGCATTTATTGGGGATGACCAAATTTATAACGTTATTGTTACAGCACATGCTTTTATTATAATTTTTTTTATAGTAATACCTATTATAATTGGAGGATTTGGAAATTGATTAGTACCATTAATATTAGGAGCTCCTGATATAGCATTCCCTCGAATAAATAATATAAGTTTTTGAATATTACCTCCATCTTTAACTCTATTAATTTCTAGAAGTATAGTAGAAAATGGAGCTGGAACAGGTTGAACAGTTTATCCTCCTCTTTCATCTGGAATTGCTCATGCCGGGGCTTCTGTTGATTTAGCTATTTTTTCTCTTCATTTAGCAGGAATTTCTTCAATTTTAGGAGCTGTAAATTTTATTACAACAGTAATTAATATACGCTCTCCAGGAATTACTCTTGATCGAATACCTTTATTTGTTTGATCTGTAGTAATTACAGCAATTTTATTACTTTTATCTCTACCTGTTTTAGCTGGAGCTATTACTATATTATTAACAGATCGAAATTTAAATACATCATTTTTTGACCCAGCGGGAGGAGGAGACCCAATTTTATACCAACATTTATTT"),
+    ("Coleoptera", "GCOL9711-16", 0, "TACTTTATATTTTATTTTTGGTGCATGAGCTGGAATAGTAGGAACTTCTTTAAGAATATTAATTCGAGCTGAATTAGGAAACCCTGGATCATTAATTGGAGATGATCAAATTTATAATGTTATTGTAACTGCCCATGCTTTTGTAATAATTTTTTTTATAGTAATACCTATTATAATTGGAGGATTTGGAAATTGATTAGTTCCTTTAATATTAGGAGCTCCAGATATAGCTTTTCCACGAATAAATAATATAAGATTTTGACTTTTACCTCCTTCTTTAACTCTTCTCTTAATGAGCAGAATGGTAGAAAGTGGGGCTGGTACAGGATGAACAGTTTATCCCCCTTTATCATCTGGAATTGCCCATGCAGGAGCTTCAGTAGATTTAGCTATTTTTAGTTTACATTTAGCAGGAATTTCTTCTATTTTAGGAGCTGTAAATTTTATTACTACAATTATTAATATACGATCAATTGGAATAACATTTGATCGAATACCATTATTTGTATGATCAGTAGGAATTACTGCTTTACTTTTATTACTTTCTTTACCTGTATTAGCTGGAGCAATTACTATATTATTAACAGATCGAAATTTAAATACATCATTTTTTGATCCAGCAGGAGGAGGAGACCCTATTTTATATCAACATTTATTT"),
+    ("Hymenoptera", "BBHYL854-10", 0, "AACTTTATATTTTATTTTTGGATTTTGATCAGGTATATTAGGACTATCTTTTAGAATATTAATTCGAACAGAACTAGGAATACCTGGATCAATAATTGGAGATGATCAAATTTATAATGTTATTGTAACATCACATGCATTTCTAATAATTTTTTTTATAGTTATACCTATTATAATTGGAGGATTTGGAAATTGATTAATCCCTTTAATATTAGGAGCCCCTGATATAGCATTCCCTCGATTAAATAATATAAGATTTTGATTTCTACCACCTTCAATTACCTTACTTCTATCAAGAAGAATAGTAAATTCAGGTTCAGGAACAGGTTGAACAGTATATCCACCCCTATCTAGTAATATATCACATGCAGGAGCATCTGTAGATTTAACTATTTTTTCTTTACATTTAGCAGGAATTTCATCAATTTTAGGAGCAATTAATTTCATTTCAACTATAATTAATATACGAGTAAAAGGAATAAATTTTGAACGAATACCTTTATTTATTTGAGCAGTATCATTAACAGCATTATTACTATTACTATCATTACCAGTATTAGCAGGTGCAATTACTATATTATTAACAGATCGAAATTTAAATACTTCATTTTTTGATCCATCTGGGGGAGGAGATCCAATTCTTTATCAACATTTATTT"),
+    ("Lepidoptera", "RDLQF063-06", 0, "AACATTATATTTTATTTTTGGAATTTGAGCAGGTATAGTAGGAACCTCTTTAAGATTACTAATTCGAGCTGAATTAGGAACTCCCGGATCTTTAATTGGTGACGATCAAATTTATAATACTATTGTTACAGCTCATGCTTTCATTATAATTTTTTTTATAGTTATACCTATTATAATTGGAGGATTTGGAAATTGATTAGTACCATTAATATTAGGAGCTCCAGATATAGCATTTCCACGAATAAATAATATAAGTTTTTGATTACTTCCCCCCTCTTTAACTTTATTAATTTCAAGAAGAATTGTAGAAAATGGAGCAGGAACAGGATGAACAGTGTACCCCCCACTTTCATCTAATATTGCTCATGGAGGAAGTTCTGTAGATTTAGCTATTTTTTCCCTTCACTTAGCTGGTATTTCTTCTATTTTAGGAGCTATTAATTTTATTACTACAATTATTAATATACGATTAAACAATTTATCTTTTGATCAAATACCTTTATTTATCTGAGCTGTAGGAATTACTGCATTTTTATTATTATTATCTTTACCTGTTTTAGCAGGAGCTATTACTATATTATTAACAGATCGAAATTTAAATACATCATTTTTTGACCCTGCAGGAGGAGGAGATCCAATTTTATATCAACATTTATTT"),
+)
+# The placement is a vote of seed hits, as in BLAST's or minimap2's seeding: every seed of the barcode's first
+# FRAME_WINDOW nucleotides that has one reference position (in whichever reference barcodes hold it) votes for the
+# diagonal (reference position - barcode position); the diagonal with the most votes places the barcode, if it has
+# FRAME_MIN_VOTES of them.
+# The seed is spaced (11 nt, the first two bases of each of four codons, in any phase): COI varies mostly at third codon
+# positions, so spaced seeds still hit across orders and phyla. These settings agree with an edlib alignment on every
+# aligned barcode of the main file's `val` split (RESULTS.md, "Reading frames").
+FRAME_SEED = (0, 1, 3, 4, 6, 7, 9, 10)
+FRAME_WINDOW = 200
+FRAME_MIN_VOTES = 3
+
+
+class FrameLocator:
+    """Places barcodes on the bundled COI-5P reference: where their first base lies, by a vote of spaced-seed hits."""
+
+    def __init__(self, reference=FRAME_REFERENCE, seed=FRAME_SEED, window=FRAME_WINDOW, min_votes=FRAME_MIN_VOTES):
+        self.seed, self.window, self.min_votes = seed, window, min_votes
+        # seed value -> its reference position; -1 where no reference barcode has it, or they have it at two places
+        self.table = np.full(4 ** len(seed), -1, np.int64)
+        for _, _, offset, barcode in reference:
+            values, valid = self._seeds(np.frombuffer(barcode.encode().translate(_BYTE_CODES), np.uint8)[None])
+            values, positions = values[0, valid[0]], np.flatnonzero(valid[0]) + offset
+            repeated = values[np.bincount(values, minlength=len(self.table))[values] > 1]
+            elsewhere = values[(self.table[values] >= 0) & (self.table[values] != positions)]
+            self.table[values] = np.where(self.table[values] == -2, -2, positions)
+            self.table[np.concatenate([repeated, elsewhere])] = -2  # ambiguous from now on
+        self.table[self.table == -2] = -1
+        self.reference_length = max(offset + len(barcode) for _, _, offset, barcode in reference)
+
+    def _seeds(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, positions) seed values of rows of base codes (0-3 a base, anything else not), and which are valid."""
+        positions = codes.shape[1] - self.seed[-1]
+        values = np.zeros((len(codes), max(positions, 0)), np.int32)
+        valid = np.ones(values.shape, bool)
+        is_base, bases = codes < 4, (codes & 3).astype(np.int32)
+        for index, offset in enumerate(self.seed):
+            valid &= is_base[:, offset : offset + positions]
+            values |= bases[:, offset : offset + positions] << (2 * index)
+        return values, valid
+
+    def locate(self, sequences: list[bytes], chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(start, aligned): each sequence's first base on the reference (may be negative), and whether it was placed.
+
+        `sequences`: base codes as bytes (`_BYTE_CODES`: 0-3 A C G T, 4 an ambiguity code), gaps already removed;
+        voted in chunks of `chunk` sequences (the vote counters stay in cache).
+        """
+        located = [self._locate_chunk(sequences[start : start + chunk]) for start in range(0, len(sequences), chunk)]
+        if not located:
+            return np.zeros(0, np.int64), np.zeros(0, bool)
+        return np.concatenate([start for start, _ in located]), np.concatenate([aligned for _, aligned in located])
+
+    def _locate_chunk(self, sequences: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        window = np.frombuffer(b"".join(s[: self.window].ljust(self.window, b"\4") for s in sequences), np.uint8)
+        values, valid = self._seeds(window.reshape(len(sequences), self.window))
+        positions = values.shape[1]
+        diagonals = positions + self.reference_length  # a diagonal plus `positions`, in 1..diagonals-1
+        hits = self.table[values]
+        cells = (np.arange(len(sequences))[:, None] * diagonals + hits - np.arange(positions) + positions)[valid & (hits >= 0)]
+        votes = np.bincount(cells, minlength=len(sequences) * diagonals).reshape(len(sequences), diagonals)
+        top = votes.argmax(1)
+        return top - positions, votes[np.arange(len(sequences)), top] >= self.min_votes
+
+
 def kmer_vocabulary(k: int) -> dict[str, int]:
     """`[MASK]`=0, `[UNK]`=1, the 4^k k-mers in `itertools.product("ACGT", repeat=k)` order, then `[PAD]`."""
     kmers = ("".join(kmer) for kmer in itertools.product(NUCLEOTIDES, repeat=k))
@@ -59,6 +136,19 @@ def build_kmer_pipeline(k: int) -> Tokenizer:
     return tokenizer
 
 
+def _without_leading_bases(sequence: str, count: int) -> str:
+    """`sequence` minus its first `count` characters other than gaps and whitespace (and the gaps before them)."""
+    if count == 0:
+        return sequence
+    kept = 0
+    for position, character in enumerate(sequence):
+        if character not in _GAPS_AND_WHITESPACE:
+            kept += 1
+            if kept == count:
+                return sequence[position + 1 :]
+    return ""
+
+
 class BarcodeMAETokenizer(PreTrainedTokenizerFast):
     """Tokenizes DNA barcodes into non-overlapping k-mers (stride k), vocabulary compatible with BarcodeMAE/BarcodeBERT.
 
@@ -76,12 +166,19 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
         strict: if True, a character that is not a nucleotide code, gap or whitespace (a digit, `X`, `>`, `*`, ...)
             raises a `ValueError` naming the sequence and the character; if False, the k-mers containing it are
             `[UNK]`. Sequences without a single complete k-mer always raise.
+        register_frame: if True, each barcode is placed on the bundled COI-5P reference (`FrameLocator`) and its
+            first 0..k-1 bases are dropped so that its k-mers start on the reference's frame: the same stretch of the
+            gene gives the same tokens whatever base the barcode starts at. Barcodes that cannot be placed (not COI-5P,
+            too short) are tokenized as they are. Nothing else changes: the content and order of the bases are
+            kept, a trailing partial k-mer is dropped as always. `frame_registration()` reports the placement.
     """
 
     vocab_files_names: dict[str, str] = {}
     model_input_names = ["input_ids", "attention_mask"]
 
-    def __init__(self, k_mer: int = 6, max_sequence_length: int = 660, strict: bool = True, **kwargs):
+    def __init__(
+        self, k_mer: int = 6, max_sequence_length: int = 660, strict: bool = True, register_frame: bool = False, **kwargs
+    ):
         # The pipeline is fully determined by k: it is rebuilt here, never read back from a vocab or tokenizer.json.
         for derived in ("tokenizer_object", "tokenizer_file", "vocab", "vocab_file", "merges"):
             kwargs.pop(derived, None)
@@ -90,12 +187,45 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
         self.k_mer = k_mer
         self.max_sequence_length = max_sequence_length
         self.strict = strict
+        self.register_frame = register_frame
+        self._frame_locator = None
         self._tokenizer = build_kmer_pipeline(k_mer)
         kwargs.setdefault("model_max_length", max_sequence_length // k_mer)
         kwargs.update(mask_token="[MASK]", unk_token="[UNK]", pad_token=PAD_TOKEN)
         for unused in ("bos_token", "eos_token", "cls_token", "sep_token"):
             kwargs.setdefault(unused, None)
-        super().__init__(k_mer=k_mer, max_sequence_length=max_sequence_length, strict=strict, **kwargs)
+        super().__init__(
+            k_mer=k_mer, max_sequence_length=max_sequence_length, strict=strict, register_frame=register_frame, **kwargs
+        )
+
+    def frame_registration(self, sequences: str | list[str]) -> dict[str, np.ndarray]:
+        """Where each barcode lies on the bundled COI-5P reference, whether or not `register_frame` is on.
+
+        Returns arrays, one entry per sequence: `aligned` (placed on the reference), `reference_start` (the
+        reference position of its first base, 0 = the Folmer region's first base; meaningful where aligned) and
+        `dropped_bases` (what registration drops: `-reference_start mod k` where aligned, else 0).
+        """
+        sequences = [sequences] if isinstance(sequences, str) else list(sequences)
+        return self._locate([self._base_codes(sequence) for sequence in sequences])
+
+    @staticmethod
+    def _base_codes(sequence: str) -> bytes:
+        """A sequence as `_BYTE_CODES` codes, gaps and whitespace removed (a non-ASCII character codes as `_OTHER`)."""
+        return sequence.translate(_REMOVED_CHARACTERS).encode("ascii", "replace").translate(_BYTE_CODES)
+
+    def _locate(self, codes: list[bytes]) -> dict[str, np.ndarray]:
+        if self._frame_locator is None:
+            self._frame_locator = FrameLocator()
+        start, aligned = self._frame_locator.locate(codes)
+        lengths = np.fromiter(map(len, codes), np.int64, len(codes))
+        dropped = np.where(aligned, -start % self.k_mer, 0)
+        dropped[lengths - dropped < self.k_mer] = 0  # never drop the only complete k-mer
+        return {"aligned": aligned, "reference_start": start, "dropped_bases": dropped}
+
+    def _register(self, sequences: list[str]) -> list[str]:
+        """The sequences minus the leading bases registration drops (counted without gaps and whitespace)."""
+        dropped = self._locate([self._base_codes(sequence) for sequence in sequences])["dropped_bases"]
+        return [_without_leading_bases(sequence, int(count)) for sequence, count in zip(sequences, dropped)]
 
     def _encode_plus(self, text, text_pair=None, is_split_into_words=False, **kwargs):
         """Every call ends here: the numpy path where it applies, else the strict check, Rust pipeline, length check."""
@@ -107,7 +237,10 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
         sequences = [text] if isinstance(text, str) else list(text)
         if self.strict:
             self._check_characters(sequences)
-        encoding = super()._encode_plus(sequences if not isinstance(text, str) else text, **kwargs)
+        if self.register_frame:
+            self._check_characters_are_str(sequences)
+            sequences = self._register(sequences)
+        encoding = super()._encode_plus(sequences[0] if isinstance(text, str) else sequences, **kwargs)
         self._check_not_empty([len(sequence.translate(_REMOVED_CHARACTERS)) for sequence in sequences])
         return encoding
 
@@ -142,6 +275,9 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
         if len(parts) != len(sequences) or bytes([_OTHER]) in codes:  # a NUL or another character Rust must read
             return None
 
+        if self.register_frame:
+            dropped = self._locate(parts)["dropped_bases"].tolist()
+            parts = [part[count:] for part, count in zip(parts, dropped)]
         lengths = list(map(len, parts))  # nucleotides, without whitespace and gaps
         tokens = np.array(lengths) // self.k_mer
         if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None:
@@ -183,10 +319,15 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
                 encoded[key] = rows if isinstance(text, (list, tuple)) else rows[0]
         return BatchEncoding(encoded, tensor_type=return_tensors, n_sequences=1)
 
-    def _check_characters(self, sequences: list[str]) -> None:
+    @staticmethod
+    def _check_characters_are_str(sequences: list) -> None:
         for index, sequence in enumerate(sequences):
             if not isinstance(sequence, str):
                 raise TypeError(f"sequence {index} is a {type(sequence).__name__}, not a str")
+
+    def _check_characters(self, sequences: list[str]) -> None:
+        self._check_characters_are_str(sequences)
+        for index, sequence in enumerate(sequences):
             invalid = find_invalid_character(sequence)
             if invalid is not None:
                 position, character = invalid

@@ -8,7 +8,9 @@
 
 Data: barcodes of the `--splits` (default pretrain + other_heldout) of a BIOSCAN-5M metadata CSV, or any CSV / TSV /
 parquet / FASTA file (see barcodemae/data.py); trailing N stripped, truncated to 660 nt, identical barcodes kept once,
-a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation).
+a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation); with
+`--register_frame` the tokenizer puts every barcode back on the reference frame, so the offset only decides whether
+the first k-mer is kept (the frame never changes), and the exported tokenizer registers barcodes the same way.
 Model: `--model_size small` (default: 4+4 layers x 256, decoder as deep as the encoder as in the paper; a few
 minutes on a CPU) or `paper` (6+6 x 768, the BarcodeMAEConfig defaults), `--model_config config.json` and/or size
 flags on top.
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from barcodemae.data import BAD_SEQUENCE_POLICIES, load_barcodes, prepare_barcodes  # noqa: E402
 from barcodemae.encoders import auto_precision  # noqa: E402
 from barcodemae.errors import UserError, run_main  # noqa: E402
+from barcodemae.identity_batches import NeighbourBatchSampler, identity_matrix, kmer_neighbour_table  # noqa: E402
 from barcodemae.model_card import model_card  # noqa: E402
 from barcodemae.recipes import DEFAULT_RECIPE, RECIPES, SIZE_PRESETS  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
@@ -58,6 +61,7 @@ SIZE_FLAGS = (
 OBJECTIVE_FLAGS = (
     "objective", "k_mer", "max_sequence_length", "mask_ratio", "pooling_layer",
     "masked_loss_weight", "hamming_soft_targets", "contrastive_weight", "contrastive_temperature", "profile_loss_weight",
+    "identity_distillation_weight", "identity_temperature", "identity_embedding_temperature",
 )  # fmt: skip
 
 
@@ -85,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--k_mer", type=int, default=None)
     model.add_argument("--max_sequence_length", type=int, default=None, help="nucleotides kept (default 660)")
     model.add_argument("--mask_ratio", type=float, default=None, help="default 0.5")
+    model.add_argument("--register_frame", action="store_true",
+                       help="tokenize barcodes registered to the COI-5P reference frame (saved with the tokenizer)")
     model.add_argument("--pooling_layer", type=int, default=None, help="hidden state pooled by the encoder (default -1)")
     objective = parser.add_argument_group("objective (BarcodeMAEConfig fields; defaults: those of --recipe)")
     objective.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -100,6 +106,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     objective.add_argument("--profile_loss_weight", type=float, default=None,
                            help="weight of the masked-profile term: pooled visible features predict the whole "
                                 "barcode's overlapping k-mer frequencies (ours; default 0: off)")
+    objective.add_argument("--identity_distillation_weight", type=float, default=None,
+                           help="weight of the identity-distillation term: embedding cosine learns to rank the batch "
+                                "as alignment identity does (ours; default 0: off); batches then hold k-mer neighbours")
+    objective.add_argument("--identity_temperature", type=float, default=None, help="default 0.01")
+    objective.add_argument("--identity_embedding_temperature", type=float, default=None, help="default 0.05")
+    objective.add_argument("--identity_neighbours", type=int, default=7,
+                           help="with identity distillation: barcodes each anchor brings into its batch, drawn from "
+                                "its --identity_neighbour_pool nearest by 6-mer profile")
+    objective.add_argument("--identity_neighbour_pool", type=int, default=32)
     for flag in SIZE_FLAGS:
         model.add_argument(f"--{flag}", type=int, default=None)
     train = parser.add_argument_group("training")
@@ -245,8 +260,9 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
 
 
-def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int):
-    """Tokenize a batch of barcodes, or of (view, second view) pairs into `input_ids` and `second_view_*`."""
+def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int, identity_targets: bool = False):
+    """Tokenize a batch of barcodes, or of (view, second view) pairs into `input_ids` and `second_view_*`; with
+    `identity_targets`, add the barcodes' alignment identities (for identity distillation)."""
 
     def tokenize(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = tokenizer(sequences, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
@@ -255,7 +271,8 @@ def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int):
     def collate(items: list) -> dict:
         if isinstance(items[0], str):
             input_ids, attention_mask = tokenize(items)
-            return {"input_ids": input_ids, "attention_mask": attention_mask}
+            batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+            return {**batch, "identity_targets": identity_matrix(items)} if identity_targets else batch
         input_ids, attention_mask = tokenize([first for first, _ in items])
         second_ids, second_mask = tokenize([second for _, second in items])
         return {"input_ids": input_ids, "attention_mask": attention_mask,
@@ -343,12 +360,16 @@ def find_checkpoint(resume: str, output_dir: Path) -> Path | None:
 def write_model_card(args, config, metrics: dict, data_summary: dict, training: dict) -> str:
     """The model card of the exported folder: resolved settings, the data file's name (no local paths)."""
     data_name = Path(args.data_file).name
-    data = (f"`{data_name}`, splits {', '.join(args.splits)}: {data_summary['train']} unique barcodes for training, "
-            f"{data_summary['validation']} held out for validation (cleaned, truncated to {config.max_sequence_length} "
-            f"nt, identical barcodes kept once, random start offset 0..{config.k_mer - 1} per epoch).")  # fmt: skip
+    data = (
+        f"`{data_name}`, splits {', '.join(args.splits)}: {data_summary['train']} unique barcodes for training, "
+        f"{data_summary['validation']} held out for validation (cleaned, truncated to {config.max_sequence_length} "
+        f"nt, identical barcodes kept once, random start offset 0..{config.k_mer - 1} per epoch"
+        + ("; tokenized in the COI-5P reference frame)." if args.register_frame else ").")
+    )  # fmt: skip
     dataset_id = args.dataset_id or ("bioscan-ml/BIOSCAN-5M" if "bioscan_5m" in data_name.lower() else None)
     location = args.push_to_hub or Path(args.output_dir).name
-    return model_card(config, location, location, data, training, data_name, metrics, dataset_id=dataset_id)
+    return model_card(config, location, location, data, training, data_name, metrics, dataset_id=dataset_id,
+                      register_frame=args.register_frame)  # fmt: skip
 
 
 def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summary: dict, training: dict) -> None:
@@ -382,7 +403,7 @@ def make_scheduler(args: argparse.Namespace, optimizer, total_steps: int):
     return get_cosine_schedule_with_warmup(optimizer, round(args.warmup_ratio * total_steps), total_steps)
 
 
-WINDOW_SUMS = ("loss", "masked_loss", "contrastive_loss", "profile_loss", "steps", "correct", "masked")
+WINDOW_SUMS = ("loss", "masked_loss", "contrastive_loss", "profile_loss", "identity_loss", "steps", "correct", "masked")
 
 
 def new_logging_window(device: torch.device) -> dict:
@@ -395,8 +416,8 @@ def new_logging_window(device: torch.device) -> dict:
 def step_sums(out) -> torch.Tensor:
     """One step's contribution to the window's `WINDOW_SUMS`, without a host sync."""
     zero = torch.zeros((), dtype=torch.float64, device=out.loss.device)
-    terms = (out.loss, out.masked_loss * out.labels.numel(), out.contrastive_loss if out.contrastive_loss is not None
-             else zero, out.profile_loss if out.profile_loss is not None else zero, zero + 1,
+    optional = (out.contrastive_loss, out.profile_loss, out.identity_loss)
+    terms = (out.loss, out.masked_loss * out.labels.numel(), *(zero if term is None else term for term in optional), zero + 1,
              (out.logits.argmax(-1) == out.labels).sum(), zero + out.labels.numel())  # fmt: skip
     return torch.stack([term.detach().double() for term in terms])
 
@@ -425,16 +446,24 @@ def main(argv: list[str] | None = None) -> dict:
         )
     set_seed(args.seed)
     config = build_config(args)
-    tokenizer = BarcodeMAETokenizer(k_mer=config.k_mer, max_sequence_length=config.max_sequence_length)
+    tokenizer = BarcodeMAETokenizer(k_mer=config.k_mer, max_sequence_length=config.max_sequence_length,
+                                    register_frame=args.register_frame)  # fmt: skip
 
     with accelerator.main_process_first():  # the main process builds the `datasets` cache, the others read it
         train_data, validation_data = load_pretraining_data(args, config, log)
     data_summary = {"train": len(train_data), "validation": len(validation_data)}
     train_set = OffsetBarcodes(train_data, config.k_mer, args.seed, views=2 if config.contrastive_weight > 0 else 1)
-    sampler = EpochSampler(len(train_set), args.seed)
+    distill = config.identity_distillation_weight > 0
+    if distill:  # batches of anchors and their k-mer neighbours
+        table = kmer_neighbour_table(train_data["sequence"], neighbours=args.identity_neighbour_pool)
+        sampler = NeighbourBatchSampler(table, args.per_device_train_batch_size, args.identity_neighbours, args.seed)
+        batching = {"batch_sampler": sampler}
+    else:
+        sampler = EpochSampler(len(train_set), args.seed)
+        batching = {"batch_size": args.per_device_train_batch_size, "sampler": sampler, "drop_last": False}
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=args.per_device_train_batch_size, sampler=sampler, drop_last=False,
-        collate_fn=make_collate(tokenizer, config.max_tokens), num_workers=args.dataloader_num_workers,
+        train_set, **batching, collate_fn=make_collate(tokenizer, config.max_tokens, identity_targets=distill),
+        num_workers=args.dataloader_num_workers,
         generator=torch.Generator().manual_seed(args.seed),  # keeps the loader off the global RNG (exact resume)
     )  # fmt: skip
     validation_loader = make_validation_loader(validation_data, tokenizer, config, args)
@@ -565,7 +594,8 @@ def main(argv: list[str] | None = None) -> dict:
                           "masked_accuracy": sums["correct"] / masked, "lr": scheduler.get_last_lr()[0],
                           "seq_per_s": window["sequences"] / (time.perf_counter() - window["start"])}  # fmt: skip
                 for term, weight in (("contrastive_loss", config.contrastive_weight),
-                                     ("profile_loss", config.profile_loss_weight)):  # fmt: skip
+                                     ("profile_loss", config.profile_loss_weight),
+                                     ("identity_loss", config.identity_distillation_weight)):  # fmt: skip
                     if weight > 0:
                         values[term] = sums[term] / sums["steps"]
                 progress.set_postfix(loss=f"{values['loss']:.3f}", acc=f"{values['masked_accuracy']:.3f}",

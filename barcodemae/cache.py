@@ -1,4 +1,4 @@
-"""Embedding cache: `.npy` arrays + `.json` metadata, keyed by the encoder's identity and the sequences."""
+"""Embedding cache: `.npy` arrays + `.json` metadata, keyed by the encoder's `cache_key()` and the sequences."""
 
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ class EmbeddingCache:
 
     def embed_layers(self, encoder: Encoder, sequences: Sequence[str], label: str = "", progress: bool = False) -> np.ndarray:
         """`encoder.embed_layers(sequences)`, from the cache when this encoder has embedded these sequences before."""
-        identity = encoder.identity()
-        key = self.key(**identity, sequences=sequences_hash(sequences), version=EMBEDDING_VERSION)
+        parts = encoder.cache_key()
+        key = self.key(**parts, sequences=sequences_hash(sequences), version=EMBEDDING_VERSION)
         array = self.load(key)
         if array is None:
             array = encoder.embed_layers(sequences, progress=f"{encoder.name} {label}".strip() if progress else False)
-            self.save(key, array, {"model": encoder.name, "label": label, "n": len(sequences), **identity})
+            self.save(key, array, {"model": encoder.name, "label": label, "n": len(sequences), **parts})
         return array

@@ -1,15 +1,61 @@
-"""`barcodemae`: embed, identify, cluster, evaluate, convert. Thin: parsing here, the work in the package."""
+"""`barcodemae`: embed, identify, cluster, evaluate, convert. Thin: parsing and checking the options here, the work
+in the package."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from barcodemae.errors import UserError, run_main
 
 DEFAULT_MODEL = "kmer:6"  # the best encoder measured so far for assignment and clustering (README: Results)
+DESCRIPTION = """DNA barcodes (COI) to vectors with BarcodeMAE or k-mer frequencies, and what the vectors are for:
+species-to-order identification from a labelled reference, BIN-like clusters, the BIOSCAN-5M frozen-feature
+evaluation. Barcodes come from FASTA, CSV, TSV or parquet files (.gz ok)."""
+EPILOG = "`barcodemae COMMAND --help` lists the options of a command, with their defaults."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as a `UserError`: one `error:` line from `run_main`, as for bad input."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, except where there is nothing to show (None, an on/off flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _number(cast: Callable[[str], float], accept: Callable[[float], bool], requirement: str) -> Callable[[str], float]:
+    """An argparse `type`: `cast(text)` when `accept` holds for it, else a usage error stating `requirement`."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {text}")
+        return value
+
+    return parse
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    return _number(int, lambda value: value >= minimum, f"must be a whole number of at least {minimum}")
+
+
+POSITIVE_INT = _int_at_least(1)
+LAYER = _number(int, lambda value: value >= -1, "must be a layer: -1 (the last), 0 (the embeddings), 1, 2, ...")
+OPEN_FRACTION = _number(float, lambda value: 0.0 < value < 1.0, "must be a fraction strictly between 0 and 1")
+POSITIVE_FLOAT = _number(float, lambda value: value > 0.0, "must be a number above 0")
 
 
 def _add_input(parser: argparse.ArgumentParser, name: str = "input", splits: str = "--splits") -> None:
@@ -17,20 +63,33 @@ def _add_input(parser: argparse.ArgumentParser, name: str = "input", splits: str
     parser.add_argument(splits, nargs="+", default=None, help="only rows whose `split` column is one of these")
 
 
+def _add_embedding_options(parser) -> None:
+    """The options every command that embeds barcodes has (`parser`: a parser or an argument group)."""
+    from barcodemae.data import BAD_SEQUENCE_POLICIES
+
+    parser.add_argument("--layer", type=LAYER, default=None,
+                        help="pool hidden state L (0 = embeddings, -1 = the last); default: the layer the model's "
+                        "config pools (BarcodeMAE's pooling_layer), else the last")  # fmt: skip
+    parser.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="barcodes per forward pass of a model")
+    parser.add_argument("--device", default="auto", help="auto: the GPU when there is one, else the CPU")
+    parser.add_argument("--on_bad_sequence", choices=BAD_SEQUENCE_POLICIES, default="error",
+                        help="a barcode with a character that is not a nucleotide code, or without a k-mer of "
+                        "unambiguous nucleotides to embed (shorter than k, all N): error stops at the first, naming "
+                        "its row; skip drops them and says how many")  # fmt: skip
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+
+
 def _add_model(parser: argparse.ArgumentParser) -> None:
     from barcodemae.encoders import PRECISIONS
 
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help=f"kmer:K, a model folder or Hub id, NAME@LAYER (default {DEFAULT_MODEL})")
-    group.add_argument("--layer", type=int, default=None, help="pool hidden state L (0 = embeddings) instead of the last")
+    group.add_argument("--model", default=DEFAULT_MODEL, help="kmer:K, a model folder or Hub id, NAME@LAYER")
     group.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                        help="auto: bf16 autocast on GPUs and CPUs with bf16 instructions, else fp32; int8: dynamic "
                        "int8 linear layers on the CPU (1.5-1.7x on AVX2 CPUs, BENCHMARKS.md)")  # fmt: skip
-    group.add_argument("--batch_size", type=int, default=64)
-    group.add_argument("--device", default="auto")
     group.add_argument("--sequence_column", default=None, help="default: dna_barcode, nucleotides or sequence")
     group.add_argument("--id_column", default=None, help="default: processid, sampleid, id or record_id, else the row")
-    group.add_argument("--no_progress", action="store_true")
+    _add_embedding_options(group)
 
 
 def _encoder(args):
@@ -44,13 +103,21 @@ def _embed(encoder, sequences, args, label: str):
     return encoder.embed(sequences, progress=False if args.no_progress else f"{encoder.name} {label}")
 
 
+def _read(path: str, splits, args, encoder, **options):
+    """The barcodes of `path` that `encoder` can embed (`read_records`; bad ones per --on_bad_sequence)."""
+    from barcodemae.files import read_records
+
+    return read_records(path, splits, args.sequence_column, args.id_column, min_run=encoder.min_run,
+                        on_bad_sequence=args.on_bad_sequence, **options)  # fmt: skip
+
+
 def command_embed(args) -> None:
-    from barcodemae.files import EMBEDDING_SUFFIXES, check_output_path, read_records, write_embeddings
+    from barcodemae.files import EMBEDDING_SUFFIXES, check_output_path, write_embeddings
 
     output = check_output_path(args.output, EMBEDDING_SUFFIXES)
     encoder = _encoder(args)
     started = time.perf_counter()
-    records = read_records(args.input, args.splits, args.sequence_column, args.id_column)
+    records = _read(args.input, args.splits, args, encoder)
     vectors = _embed(encoder, records.sequences, args, "")
     written = write_embeddings(output, records.ids, vectors)
     elapsed = time.perf_counter() - started
@@ -60,22 +127,24 @@ def command_embed(args) -> None:
 
 def command_identify(args) -> None:
     from barcodemae.cache import EmbeddingCache
-    from barcodemae.files import check_output_path, read_records, write_table
+    from barcodemae.files import check_output_path, write_table
     from barcodemae.identify import RANKS, Reference, identify
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
-    reference_records = read_records(args.reference, args.reference_splits, args.sequence_column, args.id_column,
-                                     label_columns=RANKS, deduplicate=True)  # fmt: skip
+    reference_records = _read(args.reference, args.reference_splits, args, encoder, label_columns=RANKS,
+                              deduplicate=True)  # fmt: skip
     if not reference_records.labels:
         raise UserError(f"{args.reference}: no label column: the reference needs one of {', '.join(RANKS)}")
-    queries = read_records(args.queries, args.query_splits, args.sequence_column, args.id_column)
+    queries = _read(args.queries, args.query_splits, args, encoder)
     cache = EmbeddingCache(args.cache_dir)
     reference_vectors = cache.embed_layers(encoder, reference_records.sequences, "reference", not args.no_progress)[0]
-    sequences = reference_records.sequences if args.candidates else None
+    by_identity = args.rank_by == "identity"
+    sequences = reference_records.sequences if by_identity else None
     reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile)
     query_vectors = _embed(encoder, queries.sequences, args, "queries")
-    table = identify(reference, query_vectors, args.neighbours, queries.sequences, args.candidates, not args.no_progress)
+    table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
+                     args.candidates, not args.no_progress)  # fmt: skip
     table.insert(0, "query", queries.ids)
     table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
     write_table(output, table)
@@ -89,11 +158,11 @@ def command_cluster(args) -> None:
     import pandas as pd
 
     from barcodemae.clustering import identity_clusters, threshold_clusters
-    from barcodemae.files import check_output_path, read_records, write_table
+    from barcodemae.files import check_output_path, write_table
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
-    records = read_records(args.input, args.splits, args.sequence_column, args.id_column, label_columns=[args.compare_to])
+    records = _read(args.input, args.splits, args, encoder, label_columns=[args.compare_to])
     vectors = _embed(encoder, records.sequences, args, "")
     if args.identity:
         clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress)
@@ -124,39 +193,48 @@ def command_evaluate(args) -> None:
 
 
 def _evaluate_parser(parser: argparse.ArgumentParser) -> None:
+    from barcodemae.data import FIXTURE
     from barcodemae.encoders import PRECISIONS
-    from barcodemae.protocol import FIXTURE
 
     parser.add_argument("--models", nargs="+", required=True, help="kmer:K, a model folder or Hub id, optionally @LAYER")
-    parser.add_argument("--data_file", default=str(FIXTURE), help="BIOSCAN-5M-layout metadata (default: the fixture)")
-    parser.add_argument("--output_dir", default="outputs/probes")
+    parser.add_argument("--data_file", default=str(FIXTURE), help="BIOSCAN-5M-layout metadata (the bundled fixture)")
+    parser.add_argument("--output_dir", default="outputs/probes", help="results.md, results.json, umap_*.png")
     parser.add_argument("--cache_dir", default=None, help="embedding cache (default: OUTPUT_DIR/cache)")
-    parser.add_argument("--layer", type=int, default=None, help="pool hidden state L (0 = embeddings) instead of the last")
     parser.add_argument("--all_layers", action="store_true", help="probe every layer (one forward pass per batch)")
     parser.add_argument("--reading_frames", action="store_true", help="average the embeddings over start offsets 0..k-1")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="bf16 = autocast (fast on AMX CPUs); int8 = dynamic int8 linear layers (CPU)")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--max_length", type=int, default=None, help="nucleotides kept per barcode (default 660)")
-    parser.add_argument("--train_split", default="train")
-    parser.add_argument("--test_split", default="test")
-    parser.add_argument("--unseen_split", default="test_unseen")
-    parser.add_argument("--probe_c", type=float, default=1.0, help="inverse L2 strength of the linear probe")
-    parser.add_argument("--probe_max_iter", type=int, default=100)
-    parser.add_argument("--umap_n_neighbors", type=int, default=15)
-    parser.add_argument("--umap_min_dist", type=float, default=0.0)
-    parser.add_argument("--umap_components", type=int, default=50)
-    parser.add_argument("--bin_max_points", type=int, default=None, help="subsample the BIN task (seeded)")
-    parser.add_argument("--no_plots", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no_progress", action="store_true")
+                        help="fp32 (the default here, unlike the other commands' auto: numbers that compare across "
+                        "machines); bf16 = autocast (fast on GPUs and AMX CPUs); int8 = dynamic int8 linear layers "
+                        "(CPU)")  # fmt: skip
+    parser.add_argument("--max_length", type=POSITIVE_INT, default=None,
+                        help="nucleotides kept per barcode; default: all of them (a model's tokenizer still keeps "
+                        "only its own maximum, 660 for BarcodeMAE)")  # fmt: skip
+    parser.add_argument("--train_split", default="train", help="keys and training set: seen species")
+    parser.add_argument("--test_split", default="test", help="queries of seen species")
+    parser.add_argument("--unseen_split", default="test_unseen", help="queries of species not in --train_split")
+    parser.add_argument("--probe_c", type=POSITIVE_FLOAT, default=1.0, help="inverse L2 strength of the linear probe")
+    parser.add_argument("--probe_max_iter", type=POSITIVE_INT, default=100, help="L-BFGS iterations of the linear probe")
+    parser.add_argument("--umap_n_neighbors", type=_int_at_least(2), default=15, help="BIN task: UMAP's n_neighbors")
+    parser.add_argument("--umap_min_dist", default=0.0, help="BIN task: UMAP's min_dist",
+                        type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a distance from 0 to 1"))
+    parser.add_argument("--umap_components", type=POSITIVE_INT, default=50, help="BIN task: UMAP dimensions")
+    parser.add_argument("--bin_max_points", type=_int_at_least(3), default=None,
+                        help="subsample the BIN task (seeded) to this many barcodes")
+    parser.add_argument("--no_plots", action="store_true", help="write no umap_*.png")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="of UMAP and the BIN subsample")
+    _add_embedding_options(parser)
 
 
 def command_convert(args) -> None:
     from barcodemae.convert import convert
 
     convert(args.source, args.out_dir, kind=args.kind, verify_output=not args.no_verify, force=args.force)
+
+
+def _command(commands, name: str, summary: str, run: Callable) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=summary, description=summary, formatter_class=_HelpFormatter)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,50 +244,56 @@ def build_parser() -> argparse.ArgumentParser:
     from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.identify import DEFAULT_CANDIDATES, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
 
-    parser = argparse.ArgumentParser(prog="barcodemae", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="barcodemae", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    embed = commands.add_parser("embed", help="embed every barcode of a file; write parquet (id, embedding) or .npy")
+    embed = _command(commands, "embed", "embed every barcode of a file; write parquet (id, embedding) or .npy",
+                     command_embed)  # fmt: skip
     _add_input(embed)
     embed.add_argument("--output", required=True, help="OUT.parquet, or OUT.npy (+ OUT.ids.txt)")
     _add_model(embed)
-    embed.set_defaults(run=command_embed)
 
-    identify = commands.add_parser("identify", help="assign species/genus/family/order from a labelled reference")
+    identify = _command(commands, "identify", "assign species/genus/family/order from a labelled reference",
+                        command_identify)  # fmt: skip
     _add_input(identify, "queries", "--query_splits")
     identify.add_argument("--reference", required=True, help="labelled barcodes (columns species, genus, family, order)")
-    identify.add_argument("--reference_splits", nargs="+", default=None)
+    identify.add_argument("--reference_splits", nargs="+", default=None,
+                          help="only reference rows whose `split` column is one of these")
     identify.add_argument("--output", required=True, help="OUT.tsv: one row per query")
-    identify.add_argument("--neighbours", type=int, default=DEFAULT_NEIGHBOURS, help="k nearest references per query")
-    identify.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES,
-                          help="nearest references by embedding that alignment identity re-ranks; 0: cosine only")
-    identify.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE,
+    identify.add_argument("--neighbours", type=POSITIVE_INT, default=DEFAULT_NEIGHBOURS,
+                          help="k nearest references per query")
+    identify.add_argument("--rank_by", choices=("identity", "cosine"), default="identity",
+                          help="identity: the --candidates cosine-nearest references re-ranked by alignment identity, "
+                          "abstention thresholds in identity; cosine: cosine similarity only, thresholds in cosine")
+    identify.add_argument("--candidates", type=POSITIVE_INT, default=DEFAULT_CANDIDATES,
+                          help="with --rank_by identity: the nearest references by embedding that identity re-ranks")
+    identify.add_argument("--quantile", type=OPEN_FRACTION, default=DEFAULT_QUANTILE,
                           help="abstention: quantile of the reference's nearest-relative similarities per rank")  # fmt: skip
     identify.add_argument("--cache_dir", default=None, help="keep the reference embeddings here between runs")
     _add_model(identify)
-    identify.set_defaults(run=command_identify)
 
-    cluster = commands.add_parser("cluster", help="BIN-like clusters, no cluster count needed")
+    cluster = _command(commands, "cluster", "BIN-like clusters, no cluster count needed", command_cluster)
     _add_input(cluster)
     cluster.add_argument("--output", required=True, help="OUT.tsv: id, cluster")
-    cluster.add_argument("--identity", type=float, default=DEFAULT_IDENTITY,
+    cluster.add_argument("--identity", default=DEFAULT_IDENTITY,
+                         type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a fraction from 0 to 1"),
                          help="join barcodes at least this alike (alignment identity); 0: cosine clustering instead")
-    cluster.add_argument("--candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES,
+    cluster.add_argument("--candidates", type=POSITIVE_INT, default=DEFAULT_CLUSTER_CANDIDATES,
                          help="cosine-nearest barcodes aligned to each barcode")
-    cluster.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    cluster.add_argument("--threshold", default=DEFAULT_THRESHOLD,
+                         type=_number(float, lambda value: 0.0 < value < 2.0, "must be a cosine distance between 0 and 2"),
                          help="with --identity 0: the cosine distance at which to cut")
     cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE, help="with --identity 0")
     cluster.add_argument("--compare_to", default="dna_bin", help="report the AMI against this column when present")
     _add_model(cluster)
-    cluster.set_defaults(run=command_cluster)
 
-    evaluate = commands.add_parser("evaluate", help="the BIOSCAN-5M frozen-feature protocol, models side by side")
+    evaluate = _command(commands, "evaluate", "the BIOSCAN-5M frozen-feature protocol, models side by side",
+                        command_evaluate)  # fmt: skip
     _evaluate_parser(evaluate)
-    evaluate.set_defaults(run=command_evaluate)
 
-    convert = commands.add_parser("convert", help="original BarcodeMAE/BarcodeBERT checkpoint to a Hub folder")
+    convert = _command(commands, "convert", "original BarcodeMAE/BarcodeBERT checkpoint to a Hub folder",
+                       command_convert)  # fmt: skip
     add_convert_arguments(convert)
-    convert.set_defaults(run=command_convert)
     return parser
 
 
@@ -218,6 +302,10 @@ def _main(argv: Sequence[str] | None) -> None:
     import datasets
 
     datasets.disable_progress_bars()  # the file-reading bars; the embedding bar follows --no_progress
+    if getattr(args, "no_progress", False):
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bar()  # the weight-loading bar
     args.run(args)
 
 

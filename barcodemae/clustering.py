@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from barcodemae.alignment import alignment_identity
 from barcodemae.errors import UserError
-from barcodemae.neighbours import nearest_neighbours
+from barcodemae.neighbours import nearest_neighbours, unit_rows
 
 LINKAGES = ("single", "average")
 DEFAULT_LINKAGE = "single"
@@ -41,9 +40,12 @@ def identity_clusters(
     candidates: int = DEFAULT_CLUSTER_CANDIDATES, progress: bool = False,
 ) -> np.ndarray:
     """Cluster number (0.., in order of first appearance) of each barcode: single linkage on alignment identity
-    over each barcode's `candidates` cosine-nearest barcodes (`vectors` propose, `alignment_identity` decides)."""
+    over each barcode's `candidates` (at least 1) cosine-nearest barcodes (`vectors` propose, `alignment_identity`
+    decides)."""
     if not 0.0 < identity <= 1.0:
         raise UserError(f"the clustering identity is a fraction between 0 and 1, got {identity}")
+    if candidates < 1:
+        raise UserError(f"the number of candidates must be at least 1, got {candidates}")
     if len(vectors) == 0:
         raise UserError("nothing to cluster: no barcodes")
     from tqdm.auto import tqdm
@@ -90,7 +92,7 @@ def threshold_clusters(
         raise UserError(f"linkage must be one of {LINKAGES}, got {linkage!r}")
     if len(vectors) == 0:
         raise UserError("nothing to cluster: no barcodes")
-    unit = F.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
+    unit = unit_rows(vectors)
     components = _components(unit, threshold, chunk_size)
     if linkage == "single":
         return _by_first_appearance(components)

@@ -454,7 +454,8 @@ def convert(
     model = BarcodeMAEModel(config)
     model.load_state_dict(mapped, strict=True)
     model.save_pretrained(out_dir)
-    BarcodeMAETokenizer(k_mer=k, max_sequence_length=max_len).save_pretrained(out_dir)
+    # no frame registration: the original models saw barcodes as they are, and the conversion is exact
+    BarcodeMAETokenizer(k_mer=k, max_sequence_length=max_len, register_frame=False).save_pretrained(out_dir)
 
     max_diff = None
     if verify_output:

@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import datasets
@@ -35,6 +36,7 @@ FASTA_SUFFIXES = (".fa", ".fasta", ".fas", ".fna")
 BAD_SEQUENCE_POLICIES = ("error", "skip")
 _BATCH = 10_000
 MAX_NUCLEOTIDES = BarcodeMAEConfig().max_sequence_length  # 660: the paper's; nucleotides kept per barcode
+FIXTURE = Path(__file__).resolve().parent.parent / "data" / "bioscan_fixture.csv.gz"  # the bundled real barcodes
 
 
 def _check_bad_sequence_policy(on_bad_sequence: str) -> None:
@@ -267,7 +269,6 @@ def validate_sequences(
         return dataset, 0
     first = bad[0]
     position, character = _problem(first["sequence"])
-    where = "record" if _suffix(Path(path)) in FASTA_SUFFIXES else "row"
     what = (
         "an empty sequence"
         if position < 0
@@ -275,9 +276,55 @@ def validate_sequences(
         f"RYSWKMBDHVN, gap or whitespace) in {first['sequence'][max(0, position - 10) : position + 10]!r}"
     )
     raise UserError(
-        f"{path}: {where} {first['row']}, column {source_column!r}: {what}. {len(bad)} of {len(dataset)} selected "
+        f"{_where(path, first['row'])}, column {source_column!r}: {what}. {len(bad)} of {len(dataset)} selected "
         "rows have a bad sequence; fix the file or skip them with on_bad_sequence='skip' (--on_bad_sequence skip)"
     )
+
+
+def _where(path: str | os.PathLike, row: int) -> str:
+    """How a message names a row: "file: row 3", or "file: record 3" in a FASTA file."""
+    return f"{path}: {'record' if _suffix(Path(path)) in FASTA_SUFFIXES else 'row'} {row}"
+
+
+def _has_run(sequences: list[str], min_run: int, max_length: int) -> list[bool]:
+    run = re.compile(f"[ACGTU]{{{min_run}}}")
+    return [run.search(clean_barcode(sequence, max_length)) is not None for sequence in sequences]
+
+
+def _lacks_run(sequences: list[str], min_run: int, max_length: int) -> list[bool]:
+    return [not found for found in _has_run(sequences, min_run, max_length)]
+
+
+def check_embeddable(
+    dataset: datasets.Dataset, path: str | os.PathLike, min_run: int, on_bad_sequence: str = "error",
+    max_length: int = MAX_NUCLEOTIDES,
+) -> tuple[datasets.Dataset, int]:
+    """Keep the barcodes an encoder can embed: cleaned (`clean_barcode`), they hold `min_run` unambiguous
+    nucleotides (A, C, G, T or U) in a row. Shorter or more ambiguous ones (all N, ...) hold no k-mer to embed.
+
+    "error" raises on the first other one, naming its row; "skip" drops them and logs how many. Returns the dataset
+    and the number of rows dropped.
+    """
+    _check_bad_sequence_policy(on_bad_sequence)
+    options = dict(batched=True, batch_size=_BATCH, input_columns="sequence",
+                   fn_kwargs={"min_run": min_run, "max_length": max_length})  # fmt: skip
+    good = dataset.filter(_has_run, desc="Checking barcode lengths", **options)
+    dropped = len(dataset) - len(good)
+    if dropped and on_bad_sequence == "error":
+        first = dataset.filter(_lacks_run, desc="Finding short barcodes", **options)[0]
+        cleaned = clean_barcode(first["sequence"], max_length)
+        shown = repr(cleaned) if len(cleaned) <= 30 else f"{cleaned[:30]!r}..."
+        raise UserError(
+            f"{_where(path, first['row'])}: the barcode {shown} ({len(cleaned)} nt once cleaned) has no {min_run} "
+            f"unambiguous nucleotides (A, C, G, T) in a row: too short or too ambiguous to embed. {dropped} of "
+            f"{len(dataset)} selected rows are like it; fix the file or skip them with on_bad_sequence='skip' "
+            "(--on_bad_sequence skip)"
+        )
+    if dropped:
+        logger.warning(f"{path}: skipped {dropped} barcodes without {min_run} unambiguous nucleotides in a row")
+    if len(good) == 0:
+        raise UserError(f"{path}: no barcode left after skipping {dropped} too short or ambiguous ones")
+    return good, dropped
 
 
 def _hash_sequences(sequences: list[str]) -> dict:
@@ -340,10 +387,18 @@ class SplitData:
 
 
 def load_splits(
-    data_file: str | os.PathLike, split_names: list[str] | tuple[str, ...], max_length: int = MAX_NUCLEOTIDES
+    data_file: str | os.PathLike, split_names: list[str] | tuple[str, ...], max_length: int = MAX_NUCLEOTIDES,
+    on_bad_sequence: str = "error", min_run: int | None = None,
 ) -> dict[str, SplitData]:
-    """Read the splits of a BIOSCAN-5M-layout file in one pass and prepare each split (`prepare_barcodes`)."""
-    dataset = load_barcodes(data_file, splits=list(split_names), columns=(*LABEL_COLUMNS, "split"))
+    """Read the splits of a BIOSCAN-5M-layout file in one pass and prepare each split (`prepare_barcodes`).
+
+    `on_bad_sequence` as in `load_barcodes`; with `min_run`, barcodes without that many unambiguous nucleotides in a
+    row are bad too (`check_embeddable`).
+    """
+    dataset = load_barcodes(data_file, splits=list(split_names), columns=(*LABEL_COLUMNS, "split"),
+                            on_bad_sequence=on_bad_sequence)  # fmt: skip
+    if min_run is not None:
+        dataset, _ = check_embeddable(dataset, data_file, min_run, on_bad_sequence, max_length)
     split_column = np.asarray(dataset["split"])
     out = {}
     for name in split_names:

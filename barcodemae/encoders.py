@@ -261,10 +261,12 @@ def num_layers(model) -> int:
 
 
 class Encoder:
-    """Barcodes -> vectors. `layers` lists what one `embed_layers` call returns (one array per entry)."""
+    """Barcodes -> vectors. `layers` lists what one `embed_layers` call returns (one array per entry); `min_run` is
+    how many unambiguous nucleotides in a row a barcode needs to be embedded (`barcodemae.data.check_embeddable`)."""
 
     name: str
     layers: list[int | None] = [None]
+    min_run: int = 1
 
     def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
         """(len(self.layers), N, D) float32."""
@@ -276,7 +278,7 @@ class Encoder:
             raise ValueError(f"{self.name}: embed() needs one layer, this encoder has {self.layers}")
         return self.embed_layers(sequences, progress)[0]
 
-    def identity(self) -> dict:
+    def cache_key(self) -> dict:
         """Everything that determines the vectors (for cache keys and reports)."""
         raise NotImplementedError
 
@@ -287,12 +289,12 @@ class KmerEncoder(Encoder):
     def __init__(self, k: int):
         if not 1 <= k <= 8:
             raise UserError(f"kmer:K needs 1 <= K <= 8, got kmer:{k}")
-        self.k, self.name = k, f"kmer:{k}"
+        self.k, self.name, self.min_run = k, f"kmer:{k}", k  # fewer: no k-mer to count, a zero vector
 
     def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
         return kmer_embeddings(sequences, self.k)[None]
 
-    def identity(self) -> dict:
+    def cache_key(self) -> dict:
         return {"kind": "kmer", "k": self.k}
 
 
@@ -309,6 +311,10 @@ class TransformersEncoder(Encoder):
                 raise UserError(f"model {name!r}: layer {layer} does not exist (it has layers 0..{depth})")
         self.name, self.model, self.tokenizer, self.layers = name, model, tokenizer, list(layers)
         self.batch_size, self.precision, self.reading_frames = batch_size, precision, reading_frames
+        # A k-mer tokenizer needs a whole k-mer; one that drops up to k-1 leading bases (other reading frames, frame
+        # registration) needs k-1 more.
+        k = getattr(tokenizer, "k_mer", None) or 1
+        self.min_run = 2 * k - 1 if reading_frames or getattr(tokenizer, "register_frame", False) else k
         self._fingerprint = None
 
     @property
@@ -321,7 +327,7 @@ class TransformersEncoder(Encoder):
         return embed_sequences(self.model, self.tokenizer, sequences, batch_size=self.batch_size, layers=self.layers,
                                reading_frames=self.reading_frames, precision=self.precision, progress=progress)  # fmt: skip
 
-    def identity(self) -> dict:
+    def cache_key(self) -> dict:
         return {"kind": "model", "fingerprint": self.fingerprint, "layers": self.layers,
                 "reading_frames": self.reading_frames, "precision": self.precision}  # fmt: skip
 

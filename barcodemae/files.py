@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from barcodemae.data import MAX_NUCLEOTIDES, clean_barcode, load_barcodes, prepare_barcodes
+from barcodemae.data import MAX_NUCLEOTIDES, check_embeddable, clean_barcode, load_barcodes, prepare_barcodes
 from barcodemae.errors import UserError
 
 ID_COLUMNS = ("processid", "sampleid", "id", "record_id")  # the first one a file has names its records
@@ -32,14 +32,19 @@ class Records:
 def read_records(
     path: str | os.PathLike, splits: Sequence[str] | None = None, sequence_column: str | None = None,
     id_column: str | None = None, label_columns: Sequence[str] = (), deduplicate: bool = False,
-    max_length: int = MAX_NUCLEOTIDES,
+    max_length: int = MAX_NUCLEOTIDES, min_run: int = 1, on_bad_sequence: str = "error",
 ) -> Records:
     """Read a barcode file (any format of `load_barcodes`), clean every barcode; with `deduplicate`, prepare it as
     everywhere else (`prepare_barcodes`: one record per distinct cleaned barcode). Ids: `id_column`, else the first of
-    `ID_COLUMNS` the file has, else the row number. `label_columns` the file lacks are left out of `labels`."""
+    `ID_COLUMNS` the file has, else the row number. `label_columns` the file lacks are left out of `labels`.
+
+    Bad barcodes (a character that is not a nucleotide code; fewer than `min_run` unambiguous nucleotides in a row,
+    `check_embeddable`) raise a `UserError` naming the first, or with `on_bad_sequence="skip"` are dropped (logged).
+    """
     dataset = load_barcodes(path, splits=splits, sequence_column=sequence_column,
-                            columns=[id_column] if id_column else [],
+                            columns=[id_column] if id_column else [], on_bad_sequence=on_bad_sequence,
                             optional_columns=[*ID_COLUMNS, *label_columns])  # fmt: skip
+    dataset, _ = check_embeddable(dataset, path, min_run, on_bad_sequence, max_length)
     if deduplicate:
         dataset, _ = prepare_barcodes(dataset, max_length)
     columns = dataset.to_dict()
@@ -51,10 +56,19 @@ def read_records(
 
 
 def check_output_path(path: str | os.PathLike, suffixes: Sequence[str]) -> Path:
-    """The output path, if its suffix is one of `suffixes` and its folder can be made (made here)."""
+    """The output path, if its suffix is one of `suffixes` and its folder exists or can be made. Nothing is made
+    here: the writers make the folder, so a run that fails on its input leaves nothing behind."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise UserError(f"{path}: the output must end in {' or '.join(suffixes)}")
+    existing = next(folder for folder in path.absolute().parents if folder.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{path}: cannot write there ({existing} is not a folder this user can write to)")
+    return path
+
+
+def _with_folder(path: str | os.PathLike) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -64,7 +78,7 @@ def write_embeddings(path: str | os.PathLike, ids: Sequence[str], vectors: np.nd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
+    path = _with_folder(path)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if path.suffix.lower() == ".npy":
         np.save(path, vectors)
@@ -87,5 +101,6 @@ def read_embeddings(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 
 def write_table(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """A tab-separated table with a header, floats to 4 decimals."""
+    path = _with_folder(path)
     frame.to_csv(path, sep="\t", index=False, float_format="%.4f")
-    return Path(path)
+    return path

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from barcodemae.alignment import alignment_identity
 from barcodemae.errors import UserError
-from barcodemae.neighbours import nearest_neighbours
+from barcodemae.neighbours import nearest_neighbours, unit_rows
 
 RANKS = ("species", "genus", "family", "order")  # fine to coarse: each rank's calibration looks one rank below
 DEFAULT_NEIGHBOURS = 5
@@ -83,7 +82,7 @@ def calibrate_thresholds(
     similarity its alignment identity (the measure `identify` ranks by then). A rank without any such pair gets no
     threshold (-inf: never abstains).
     """
-    unit = F.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
+    unit = unit_rows(vectors)
     labels = {rank: labels[rank] for rank in RANKS if rank in labels}
     codes = {rank: torch.from_numpy(pd.factorize(labels[rank])[0]) for rank in labels}  # "" gets a code too
     rows = np.random.default_rng(seed).permutation(len(unit))[:sample]
@@ -145,12 +144,19 @@ def identify(
     candidates: int = DEFAULT_CANDIDATES, progress: bool = False,
 ) -> pd.DataFrame:
     """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
-    agreement; plus the nearest reference index and its similarity. With `query_sequences` and the reference's
-    sequences, the `max(candidates, k)` cosine-nearest references are ranked by alignment identity (`candidates=0`:
-    cosine only)."""
+    agreement; plus the nearest reference index and its similarity.
+
+    A reference with sequences (thresholds in alignment identity) ranks the `max(candidates, k)` cosine-nearest
+    references of each query by alignment identity, so it needs the `query_sequences` and `candidates >= 1`; a
+    reference without (thresholds in cosine similarity) ranks by cosine similarity.
+    """
     if k < 1:
         raise UserError(f"the number of neighbours must be at least 1, got {k}")
-    aligned = candidates > 0 and query_sequences is not None and reference.sequences is not None
+    aligned = reference.sequences is not None
+    if aligned and query_sequences is None:
+        raise UserError("the reference ranks by alignment identity (it has sequences): give the query sequences too")
+    if aligned and candidates < 1:
+        raise UserError(f"the number of candidates must be at least 1, got {candidates}")
     indices, similarities = nearest_neighbours(reference.vectors, queries, max(candidates, k) if aligned else k)
     if aligned:
         indices, similarities = _rank_by_identity(reference.sequences, query_sequences, indices, k, progress)

@@ -6,11 +6,14 @@ import json
 
 from configuration_barcodemae import BarcodeMAEConfig
 
-LIMITATIONS = """## Limitations
-
-- Trained on insect COI-5P barcodes (~660 bp, non-overlapping 6-mers from the first base): other markers, taxa or
-  read types are out of its domain, and barcodes that start elsewhere in the gene shift every k-mer.
-- Frozen features of small models pretrained on little data can be worse than an untrained encoder and than 6-mer
+DOMAIN = {
+    False: "- Trained on insect COI-5P barcodes (~660 bp, non-overlapping 6-mers from the first base): other markers, "
+           "taxa or\n  read types are out of its domain, and barcodes that start elsewhere in the gene shift every k-mer.",
+    True: "- Trained on insect COI-5P barcodes (~660 bp, non-overlapping 6-mers registered to the reference frame): "
+          "other\n  markers, taxa or read types are out of its domain; barcodes the tokenizer cannot place on its COI-5P "
+          "reference\n  are tokenized from their first base.",
+}  # fmt: skip
+LIMITATIONS = """- Frozen features of small models pretrained on little data can be worse than an untrained encoder and than 6-mer
   count vectors for nearest-neighbour identification; check the probe table below (or run `barcodemae evaluate` on
   your data) before relying on them. For identification and BIN-like clustering, sequence identity (BLAST, VSEARCH)
   remains the reference.
@@ -29,6 +32,8 @@ def _objective(config: BarcodeMAEConfig) -> str:
         terms.append(f"contrastive term between reading frames (weight {config.contrastive_weight:g})")
     if config.profile_loss_weight > 0:
         terms.append(f"masked k-mer profile term (weight {config.profile_loss_weight:g})")
+    if config.identity_distillation_weight > 0:
+        terms.append(f"alignment identity distilled into embedding cosine (weight {config.identity_distillation_weight:g})")
     return "; ".join(terms)
 
 
@@ -62,10 +67,12 @@ def model_card(
     validation: dict | None = None,
     probe_table: str | None = None,
     dataset_id: str | None = None,
+    register_frame: bool = False,
 ) -> str:
     """Markdown with YAML metadata: what the model is, its data, the resolved training settings, its validation
     (`val_masked_accuracy`, `val_loss`, `val_masked_tokens`, `step`) and probe numbers when given, how to load it,
-    limitations and licence. `location` is how users load it: a Hub id or a folder name, never a local path."""
+    limitations and licence. `location` is how users load it: a Hub id or a folder name, never a local path.
+    `register_frame`: the tokenizer registers barcodes to the COI-5P reference frame (said where tokens are described)."""
     layers = f"{config.num_hidden_layers} layers x {config.hidden_size}"
     if config.objective == "mae":
         layers += f", decoder {config.decoder_num_hidden_layers} x {config.decoder_hidden_size} (dropped for inference)"
@@ -76,7 +83,10 @@ def model_card(
         f"A BarcodeMAE encoder ([arXiv 2502.18405](https://arxiv.org/abs/2502.18405)) for DNA barcodes: {layers}; "
         f"{config.k_mer}-mers, {config.max_sequence_length} nt per barcode, {config.mask_ratio:.0%} of the k-mers "
         f"masked in pretraining. Objective: {_objective(config)}. `pooler_output` is the mean over the k-mers of "
-        f"{pooling}.",
+        f"{pooling}."
+        + (" The tokenizer registers each barcode to the reading frame of a bundled COI-5P reference before cutting "
+           "its k-mers (`register_frame` in tokenizer_config.json): the same stretch of the gene gives the same "
+           "tokens whatever base a barcode starts at." if register_frame else ""),
         f"## Data\n\n{data}",
         "## Training\n\n```json\n" + json.dumps(training, indent=2, default=str) + "\n```",
     ]
@@ -100,7 +110,7 @@ embedding = model(**batch).pooler_output
 ```
 
 Or on the command line: `barcodemae embed barcodes.fasta --model {location} --output embeddings.parquet`.""",
-        LIMITATIONS,
+        f"## Limitations\n\n{DOMAIN[register_frame]}\n{LIMITATIONS}",
         "## Licence\n\nMIT (code and weights). The training records come from BOLD under their own licences "
         "(mostly CC BY-NC-SA).",
     ]

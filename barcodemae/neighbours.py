@@ -11,7 +11,8 @@ from barcodemae.errors import UserError
 FAISS_MIN_KEYS = 200_000  # faiss's flat index is used above this many keys, when faiss is installed
 
 
-def _unit_rows(x: np.ndarray) -> torch.Tensor:
+def unit_rows(x: np.ndarray) -> torch.Tensor:
+    """The rows of `x` scaled to unit length, as a float32 tensor (a zero row stays zero)."""
     return F.normalize(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), dim=1)
 
 
@@ -23,7 +24,7 @@ def _check(keys: np.ndarray, queries: np.ndarray) -> None:
 def nearest_neighbour(keys: np.ndarray, queries: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
     """Index of the cosine-nearest key of each query (exact; chunked matmul; ties go to the lowest key index)."""
     _check(keys, queries)
-    key_matrix, query_matrix = _unit_rows(keys), _unit_rows(queries)
+    key_matrix, query_matrix = unit_rows(keys), unit_rows(queries)
     result = torch.empty(len(queries), dtype=torch.long)
     with torch.inference_mode():
         for start in range(0, len(queries), chunk_size):
@@ -49,7 +50,7 @@ def nearest_neighbours(
     """
     _check(keys, queries)
     k = min(k, len(keys))
-    key_matrix, query_matrix = _unit_rows(keys), _unit_rows(queries)
+    key_matrix, query_matrix = unit_rows(keys), unit_rows(queries)
     faiss = _faiss() if len(keys) >= FAISS_MIN_KEYS else None
     if faiss is not None:
         index = faiss.IndexFlatIP(key_matrix.shape[1])

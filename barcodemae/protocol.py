@@ -10,7 +10,9 @@ the non-learned baseline (overlapping K-mer counts, normalised to frequencies). 
 
 Embedding of a barcode: mean over its tokens (padding excluded) of the chosen hidden state. Every split is prepared
 by `barcodemae.data.prepare_barcodes`, as for training: barcodes cleaned (trailing Ns stripped, truncated to
-`--max_length` nt), then one row kept per unique cleaned barcode (BIOSCAN-5M deduplicates by barcode).
+`--max_length` nt), then one row kept per unique cleaned barcode (BIOSCAN-5M deduplicates by barcode). A barcode
+with a character that is not a nucleotide code, or too short or ambiguous for a model to embed
+(`barcodemae.data.check_embeddable`), stops the run; `--on_bad_sequence skip` drops such rows instead.
 
 Tasks (all seeded, all on frozen embeddings):
 1. Closed-world species (`train` -> `test`): the test species are all seen in training.
@@ -44,12 +46,10 @@ import torch
 import torch.nn.functional as F
 
 from barcodemae.cache import EmbeddingCache
-from barcodemae.data import MAX_NUCLEOTIDES, SplitData, load_splits
+from barcodemae.data import FIXTURE, MAX_NUCLEOTIDES, SplitData, load_splits
 from barcodemae.encoders import Encoder, from_model, load_encoder
 from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbour
-
-FIXTURE = Path(__file__).resolve().parent.parent / "data" / "bioscan_fixture.csv.gz"
 
 
 @dataclass
@@ -74,6 +74,7 @@ class ProtocolSettings:
     plots: bool = True
     seed: int = 0
     device: str = "auto"
+    on_bad_sequence: str = "error"  # or "skip": drop barcodes with a bad character or too short to embed
 
 
 
@@ -175,6 +176,13 @@ def _require(split: SplitData, column: str, role: str) -> np.ndarray:
     return rows
 
 
+def _bin_subsample(rows: np.ndarray, settings: ProtocolSettings) -> np.ndarray:
+    """`settings.bin_max_points` of `rows` (seeded, in order), or all of them."""
+    if settings.bin_max_points is None or len(rows) <= settings.bin_max_points:
+        return rows
+    return np.sort(np.random.default_rng(settings.seed).choice(rows, settings.bin_max_points, replace=False))
+
+
 def run_probes(
     embeddings: dict[str, np.ndarray], splits: dict[str, SplitData], settings: ProtocolSettings
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -217,8 +225,7 @@ def run_probes(
     rows = np.flatnonzero(pooled_bin != "")
     if len(rows) < 3:
         raise UserError(f"BIN reconstruction: only {len(rows)} barcodes of {test.name!r} + {unseen.name!r} have a dna_bin")
-    if settings.bin_max_points is not None and len(rows) > settings.bin_max_points:
-        rows = np.sort(np.random.default_rng(settings.seed).choice(rows, settings.bin_max_points, replace=False))
+    rows = _bin_subsample(rows, settings)
     started = time.perf_counter()
     reduced = reduce_umap(
         pooled_x[rows], settings.umap_components, settings.umap_n_neighbors, settings.umap_min_dist, settings.seed
@@ -253,11 +260,11 @@ def _encoder(spec: str | tuple, settings: ProtocolSettings) -> Encoder:
 def _embed_splits(encoder: Encoder, splits: dict[str, SplitData], cache: EmbeddingCache, progress: bool) -> list:
     """One entry per probed layer: (row name, {split: embeddings}, info)."""
     per_split = {name: cache.embed_layers(encoder, split.sequences, name, progress) for name, split in splits.items()}
-    identity = encoder.identity()
-    info = {"type": identity["kind"], "dims": int(next(iter(per_split.values())).shape[-1])}
-    if identity["kind"] == "kmer":
+    key = encoder.cache_key()
+    info = {"type": key["kind"], "dims": int(next(iter(per_split.values())).shape[-1])}
+    if key["kind"] == "kmer":
         return [(encoder.name, {name: array[0] for name, array in per_split.items()}, {**info, "k": encoder.k})]
-    info.update(fingerprint=identity["fingerprint"][:16], device=str(next(encoder.model.parameters()).device))
+    info.update(fingerprint=key["fingerprint"][:16], device=str(next(encoder.model.parameters()).device))
     rows = []
     for index, layer in enumerate(encoder.layers):
         default_layer = len(encoder.layers) == 1 and layer == -1
@@ -272,9 +279,7 @@ def _plot_umap(name: str, x: np.ndarray, orders: np.ndarray, path: Path, setting
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = np.arange(len(x))
-    if settings.bin_max_points is not None and len(rows) > settings.bin_max_points:
-        rows = np.sort(np.random.default_rng(settings.seed).choice(rows, settings.bin_max_points, replace=False))
+    rows = _bin_subsample(np.arange(len(x)), settings)
     points = reduce_umap(x[rows], 2, settings.umap_n_neighbors, 0.1, settings.seed)
     labels = np.where(orders[rows] == "", "(unknown)", orders[rows])
     figure, axis = plt.subplots(figsize=(7, 6), dpi=120)
@@ -344,7 +349,8 @@ def evaluate(
     encoders = [_encoder(spec, settings) for spec in models]  # every model is checked before anything is written
     started = time.perf_counter()
     split_names = list(dict.fromkeys([settings.train_split, settings.test_split, settings.unseen_split]))
-    splits = load_splits(data_file, split_names, settings.max_length)
+    min_run = max(encoder.min_run for encoder in encoders)
+    splits = load_splits(data_file, split_names, settings.max_length, settings.on_bad_sequence, min_run)
     data_info = {
         "data_file": str(data_file),
         "splits": {name: {"rows": split.rows_before_dedup, "unique_barcodes": len(split)} for name, split in splits.items()},

@@ -25,6 +25,9 @@ RECIPES: dict[str, dict] = {
     "contrastive_strong": {"contrastive_weight": 5.0},
     "profile": {"profile_loss_weight": 1.0},  # ours: pooled visible features predict the whole k-mer profile
     "visible_profile": {"masked_loss_weight": 0.5, "profile_loss_weight": 1.0},
+    # ours: embedding cosine distilled from alignment identity over batches of k-mer neighbours (issue: reading frames)
+    "identity": {"identity_distillation_weight": 1.0},
+    "visible_identity": {"masked_loss_weight": 0.5, "identity_distillation_weight": 1.0},
 }
 DEFAULT_RECIPE = "paper_layer0"
 

@@ -29,6 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--encoder", required=True, help="folder with the encoder (or the whole pretraining model)")
     parser.add_argument("--pooling_layer", type=int, default=None, help="saved in config.json (default: unchanged)")
+    parser.add_argument("--register_frame", choices=("on", "off"), default=None,
+                        help="the tokenizer's frame registration, saved in tokenizer_config.json (default: unchanged)")
     parser.add_argument("--results", nargs="+", required=True, help="results.json files of `barcodemae evaluate`")
     parser.add_argument("--row", action="append", required=True, help="LABEL=RESULTS_KEY, in table order")
     parser.add_argument("--training", required=True, help="JSON file: the resolved training settings")
@@ -44,10 +46,14 @@ def main() -> None:
         encoder.config.pooling_layer = args.pooling_layer
     target = Path(args.target)
     encoder.save_pretrained(target)
-    BarcodeMAETokenizer.from_pretrained(args.encoder).save_pretrained(target)
+    tokenizer = BarcodeMAETokenizer.from_pretrained(args.encoder)
+    if args.register_frame is not None:
+        tokenizer = BarcodeMAETokenizer(k_mer=tokenizer.k_mer, max_sequence_length=tokenizer.max_sequence_length,
+                                        register_frame=args.register_frame == "on")  # fmt: skip
+    tokenizer.save_pretrained(target)
     training = json.loads(Path(args.training).read_text())
     card = model_card(encoder.config, target.name, target.name, DATA, training, "bold_insecta_coi.csv.gz",
-                      probe_table=f"{table}\n\n{args.notes}".strip())  # fmt: skip
+                      probe_table=f"{table}\n\n{args.notes}".strip(), register_frame=tokenizer.register_frame)  # fmt: skip
     (target / "README.md").write_text(card)
     print(table)
 

@@ -5,6 +5,7 @@
 #      with probes along training (the study of issue 11), and the bf16 encoders of its two best recipes;
 #   3. pretraining throughput, ours vs the original style, paper size, bf16, with MFU;
 #   4. the paper-size (6+6 x 768) run of the best recipe next to the paper's recipe, with probes;
+#   (2 and 4 pretrain on frame-registered barcodes unless REGISTER_FRAME=0)
 #   5. the model tests, if time is left.
 # Results go to $OUT: session.log (summaries), bench.md, screen.tar.gz and paper_size.tar.gz (every metrics.jsonl
 # and log), encoder-RECIPE.tar.gz (bf16 encoders of the screen's seed-0 runs).
@@ -20,6 +21,9 @@ SCREEN_SEEDS=${SCREEN_SEEDS:-0 1}
 # the time left, then runs the full protocol on it. The next session's run, with RESULTS.md's question:
 #   BEST=visible PAPER_STEPS=6000 OUT=$OUT bash scripts/gpu_session.sh
 BEST=${BEST:-}
+# Pretraining on barcodes registered to the COI-5P reference frame (train.py --register_frame, RESULTS.md "Reading
+# frames"); REGISTER_FRAME=0 trains on barcodes as they are, as the 2026-11-27 session did.
+FRAME_FLAG=$([ "${REGISTER_FRAME:-1}" = 1 ] && echo --register_frame)
 SCREEN_RECIPES=${SCREEN_RECIPES:-paper visible visible_soft soft reference_optimiser visible_mask25 contrastive visible_contrastive}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/session.log") 2>&1
@@ -51,7 +55,7 @@ if [ -z "$BEST" ]; then
 python3 experiments/feature_study.py --data_file "$DATA" --output_dir "$SCREEN" --sizes "$SCREEN_SIZE" --seeds $SCREEN_SEEDS \
   --recipes $SCREEN_RECIPES \
   --max_steps "$SCREEN_STEPS" --probe_steps 250 --batch_size 64 --parallel 16 --threads 1 \
-  --time_budget_s $(( SCREEN_S + 90 )) -- --max_train_minutes "$(awk "BEGIN {print $SCREEN_S / 60}")" --logging_steps 25
+  --time_budget_s $(( SCREEN_S + 90 )) -- $FRAME_FLAG --max_train_minutes "$(awk "BEGIN {print $SCREEN_S / 60}")" --logging_steps 25
 echo "screen done: $(elapsed) s"
 tar -C "$OUT" -czf "$OUT/screen.tar.gz" --exclude='*.safetensors' --exclude='checkpoints' screen
 best=$(python3 - "$SCREEN" <<'EOF'
@@ -96,7 +100,7 @@ paper_s=$(( END_S - $(elapsed) - 70 - reserve ))
 echo "paper size: $paper_s s of training each"
 [ "$paper_s" -gt 30 ] && python3 experiments/feature_study.py --data_file "$DATA" --output_dir "$OUT/paper_size" --sizes "$PAPER_SIZE" --seeds 0 \
   --recipes $paper_recipes --max_steps "$PAPER_STEPS" --probe_steps 250 --batch_size 256 --parallel 2 --threads 2 \
-  --time_budget_s $(( paper_s + 60 )) -- --learning_rate 4e-4 --logging_steps 25 \
+  --time_budget_s $(( paper_s + 60 )) -- $FRAME_FLAG --learning_rate 4e-4 --logging_steps 25 \
   --max_train_minutes "$(awk "BEGIN {print $paper_s / 60}")"
 echo "paper size done: $(elapsed) s"
 # The full protocol (umap-learn comes from .whl) on the paper-size runs, layer 0 and last layer, while time is left.

@@ -1,4 +1,4 @@
-"""Shared test fixtures: the bundled real-barcode fixture, tiny model configs, a clean-interpreter runner."""
+"""Shared test fixtures: the bundled real-barcode fixture, tiny models, one torch thread, a clean-interpreter runner."""
 
 import os
 import subprocess
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-FIXTURE = REPO / "data" / "bioscan_fixture.csv.gz"
+from barcodemae.data import FIXTURE  # noqa: E402 - after the repo is on the path
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +31,15 @@ def barcodes(fixture_metadata) -> list[str]:
     return list(fixture_metadata.dna_barcode.iloc[::100][:32])
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny matrices: one thread is as fast, and far faster when other processes hold the cores (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config_kwargs(**overrides) -> dict:
     """A 2-layer, 32-wide model (encoder and decoder): fast enough for any test."""
     kwargs = dict(
@@ -39,6 +49,20 @@ def tiny_config_kwargs(**overrides) -> dict:
     )
     kwargs.update(overrides)
     return kwargs
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A seeded tiny `BarcodeMAEModel` (`tiny_config_kwargs`) and its tokenizer, saved as a model folder."""
+    from configuration_barcodemae import BarcodeMAEConfig
+    from modeling_barcodemae import BarcodeMAEModel
+    from tokenization_barcodemae import BarcodeMAETokenizer
+
+    directory = tmp_path_factory.mktemp("tiny_barcodemae")
+    torch.manual_seed(0)
+    BarcodeMAEModel(BarcodeMAEConfig(**tiny_config_kwargs())).save_pretrained(directory)
+    BarcodeMAETokenizer().save_pretrained(directory)
+    return directory
 
 
 # Prepended to user code: the package's own modules must not be importable, even if pip-installed, so that

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_probes import one_thread, tiny_model_dir  # noqa: F401 - shared fixtures
 
 from barcodemae.cli import main
 from barcodemae.files import read_embeddings
@@ -18,6 +17,7 @@ from modeling_barcodemae import BarcodeMAEModel
 from tokenization_barcodemae import BarcodeMAETokenizer
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "barcodemae"  # what `pip install` puts beside the interpreter
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def barcodemae(*arguments, cwd) -> subprocess.CompletedProcess:
@@ -112,3 +112,149 @@ def test_console_error_exit_status_without_traceback(tmp_path):
     result = barcodemae("cluster", "bad.fasta", "--output", "clusters.tsv", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: bad.fasta: record 2, column 'sequence'")
+
+
+def error_line(capsys) -> str:
+    """The one line a failed command writes to stderr."""
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and error.count("\n") == 1, error
+    return error
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["identify", "--quantile", "5"], r"identify: argument --quantile: must be a fraction strictly between 0 and 1"),
+        (["identify", "--quantile", "0"], r"argument --quantile: must be a fraction strictly between 0 and 1, got 0"),
+        (["identify", "--candidates", "-1"], r"argument --candidates: must be a whole number of at least 1, got -1"),
+        (["identify", "--candidates", "0"], r"argument --candidates: must be a whole number of at least 1, got 0"),
+        (["identify", "--neighbours", "0"], r"argument --neighbours: must be a whole number of at least 1, got 0"),
+        (["cluster", "--candidates", "0"], r"cluster: argument --candidates: must be a whole number of at least 1"),
+        (["cluster", "--identity", "97"], r"argument --identity: must be a fraction from 0 to 1, got 97"),
+        (["cluster", "--threshold", "2"], r"argument --threshold: must be a cosine distance between 0 and 2"),
+        (["embed", "--batch_size", "many"], r"argument --batch_size: must be a whole number of at least 1, got 'many'"),
+        (["embed", "--layer", "-2"], r"argument --layer: must be a layer"),
+        (["embed", "--on_bad_sequence", "drop"], r"argument --on_bad_sequence: invalid choice: 'drop'"),
+    ],
+)
+def test_bad_numbers_are_refused_before_anything_is_read(tmp_path, capsys, arguments, message):
+    """Checked by argparse: the input files do not even exist, and the error is the option's."""
+    command, *options = arguments
+    files = {"embed": ["missing.csv"], "identify": ["missing.csv", "--reference", "missing.csv"],
+             "cluster": ["missing.csv"]}[command]  # fmt: skip
+    assert main([command, *files, "--output", str(tmp_path / "out" / "x.tsv"), *options]) == 2
+    assert re.search(message, error_line(capsys))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_console_usage_error_is_one_line(tmp_path):
+    result = barcodemae("identify", "queries.csv", "--reference", "reference.csv", "--output", "calls.tsv",
+                        "--quantile", "5", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["error: barcodemae identify: argument --quantile: must be a fraction strictly "
+                                          "between 0 and 1, got 5 (see barcodemae identify --help)"]  # fmt: skip
+
+
+def test_help_shows_what_the_tool_does_and_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--help"])
+    assert exit_status.value.code == 0
+    assert "species-to-order identification from a labelled reference" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["identify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    for default in ("re-ranks (default: 50)", "per query (default: 5)", "per rank (default: 0.05)",
+                    "(default: kmer:6)", "(default: error)", "(default: identity)"):  # fmt: skip
+        assert default in text, default
+
+
+SHORT_AND_AMBIGUOUS = [("short", "ACGT"), ("all_n", "NNNNNNNNNNNN"), ("ambiguous", "ACGTNACGTRACGTYACGTN")]
+
+
+@pytest.mark.parametrize("model", ["kmer:6", "tiny"])
+@pytest.mark.parametrize(("name", "barcode"), SHORT_AND_AMBIGUOUS)
+def test_barcode_without_a_kmer_to_embed_is_an_error_naming_its_row(tmp_path, capsys, tiny_model_dir, model, name,
+                                                                    barcode):  # fmt: skip
+    """Shorter than k, all N or too ambiguous: no k-mer to embed (kmer:6 would give a zero vector, a model's tokenizer
+    a traceback); the error names the row and says how to skip such rows."""
+    good = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATT"
+    path = tmp_path / "barcodes.csv"
+    path.write_text(f"processid,dna_barcode\na,{good}\n{name},{barcode}\n")
+    model = str(tiny_model_dir) if model == "tiny" else model
+    for command in (["embed", str(path), "--output", str(tmp_path / "out" / "x.npy")],
+                    ["cluster", str(path), "--output", str(tmp_path / "out" / "x.tsv")],
+                    ["identify", str(path), "--reference", str(path), "--output", str(tmp_path / "out" / "x.tsv")]):  # fmt: skip
+        assert main([*command, "--model", model, "--no_progress"]) == 2
+        error = error_line(capsys)
+        assert "barcodes.csv: row 2: the barcode" in error and "no 6 unambiguous nucleotides (A, C, G, T) in a row" in error
+        assert "--on_bad_sequence skip" in error
+        assert not (tmp_path / "out").exists()
+
+
+def test_skip_drops_bad_barcodes_and_says_how_many(tmp_path, caplog):
+    good = ["AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATT",
+            "TACTTTATATTTTATTTTTGGTGCATGAGCTGGAATAGTAGGAACTTCTTTAAGAATATTAATTCGAGCTGAATT"]  # fmt: skip
+    path = tmp_path / "barcodes.fasta"
+    path.write_text(f">a\n{good[0]}\n>short\nACGT\n>bad\nACGT7ACGTACGT\n>b\n{good[1]}\n>n\nNNNNNNNN\n")
+    output = tmp_path / "vectors.npy"
+    assert main(["embed", str(path), "--output", str(output), "--on_bad_sequence", "skip", "--no_progress"]) == 0
+    ids, vectors = read_embeddings(output)
+    assert ids == ["a", "b"] and (vectors.sum(1) > 0).all()
+    assert "skipped 1 rows with an empty or invalid sequence" in caplog.text
+    assert "skipped 2 barcodes without 6 unambiguous nucleotides in a row" in caplog.text
+
+
+def test_embed_of_a_bad_file_leaves_no_output_behind(tmp_path, capsys):
+    path = tmp_path / "barcodes.csv"
+    path.write_text("dna_barcode\nACGTACGTACGT\nACGT7CGTAC\n")
+    assert main(["embed", str(path), "--output", str(tmp_path / "new" / "folder" / "vectors.parquet")]) == 2
+    assert "row 2, column 'dna_barcode': the character '7'" in error_line(capsys)
+    assert not (tmp_path / "new").exists()
+
+
+def test_identify_rank_by_cosine_calibrates_and_ranks_in_cosine(tmp_path, fixture_path):
+    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.files import read_records
+    from barcodemae.identify import RANKS, Reference, identify
+
+    output = tmp_path / "calls.tsv"
+    assert main(["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
+                 "--reference_splits", "train", "--rank_by", "cosine", "--output", str(output), "--no_progress"]) == 0  # fmt: skip
+    reference = read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)
+    queries = read_records(fixture_path, ["test_unseen"])
+    expected = identify(Reference.calibrated(kmer_embeddings(reference.sequences, 6), reference.labels),
+                        kmer_embeddings(queries.sequences, 6))  # fmt: skip
+    calls = pd.read_csv(output, sep="\t", keep_default_na=False)
+    for rank in RANKS:
+        assert list(calls[rank]) == list(expected[rank]), rank
+    np.testing.assert_allclose(calls.species_similarity, expected.species_similarity, atol=1e-4)
+
+
+def test_cluster_identity_0_is_cosine_clustering(tmp_path, fixture_path, capsys):
+    from barcodemae.clustering import threshold_clusters
+    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.files import read_records
+
+    output = tmp_path / "clusters.tsv"
+    assert main(["cluster", str(fixture_path), "--splits", "test", "--identity", "0", "--threshold", "0.2",
+                 "--output", str(output), "--no_progress"]) == 0  # fmt: skip
+    assert "single linkage at cosine distance 0.2" in capsys.readouterr().out
+    expected = threshold_clusters(kmer_embeddings(read_records(fixture_path, ["test"]).sequences, 6), 0.2)
+    assert list(pd.read_csv(output, sep="\t").cluster) == list(expected)
+
+
+def test_evaluate_checks_barcodes_before_writing_and_can_skip(tmp_path, capsys, fixture_metadata):
+    from barcodemae.data import load_splits
+
+    frame = fixture_metadata.copy()
+    row = int(np.flatnonzero(frame.split == "train")[0])
+    frame.loc[row, "dna_barcode"] = "ACGN"  # shorter than a 4-mer once cleaned
+    path = tmp_path / "metadata.csv"
+    frame.to_csv(path, index=False)
+    assert main(["evaluate", "--models", "kmer:4", "--data_file", str(path), "--output_dir", str(tmp_path / "out"),
+                 "--no_progress"]) == 2  # fmt: skip
+    assert f"metadata.csv: row {row + 1}: the barcode 'ACG' (3 nt once cleaned) has no 4 unambiguous" in error_line(capsys)
+    assert not (tmp_path / "out").exists()
+    kept = load_splits(path, ["train"], on_bad_sequence="skip", min_run=4)["train"]
+    assert kept.rows_before_dedup == (frame.split == "train").sum() - 1

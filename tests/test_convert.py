@@ -157,6 +157,7 @@ from transformers import AutoModel, AutoTokenizer
 model = AutoModel.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
 tokenizer = AutoTokenizer.from_pretrained({str(out)!r}, trust_remote_code=True)
 assert type(model).__name__ == "BarcodeMAEModel" and type(tokenizer).__name__ == "BarcodeMAETokenizer"
+assert tokenizer.register_frame is False  # the original models tokenized barcodes as they are
 barcodes = json.load(open({str(tmp_path / "barcodes.json")!r}))
 with torch.no_grad():
     embeddings = model(**tokenizer(barcodes, padding=True, truncation=True, return_tensors="pt")).pooler_output

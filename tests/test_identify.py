@@ -9,6 +9,7 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from barcodemae.clustering import identity_clusters, threshold_clusters
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
+from barcodemae.errors import UserError
 from barcodemae.identify import Reference, calibrate_thresholds, identify
 
 
@@ -36,7 +37,9 @@ def test_unseen_species_gets_genus_and_no_species():
     calls = identify(Reference(vectors, labels, thresholds), np.concatenate([seen, unseen]), k=3)
     assert list(calls.species) == ["G0 s0", "G1 s0", "", ""]
     assert list(calls.genus) == ["G0", "G1", "G0", "G1"]
-    assert list(calls.species_best_hit[2:]) != ["", ""] and (calls.genus_agreement[:2] == 1.0).all()
+    # Before abstention the unseen ones still have a best hit: a species of their genus.
+    assert [hit.split()[0] for hit in calls.species_best_hit[2:]] == ["G0", "G1"]
+    assert (calls.genus_agreement[:2] == 1.0).all()
 
 
 def test_labels_unknown_at_a_rank_are_not_called():
@@ -49,7 +52,8 @@ def test_labels_unknown_at_a_rank_are_not_called():
 
 def test_alignment_identity_ranks_the_embedding_candidates():
     """The embedding proposes, identity decides: the query's vector is nearest reference 0, its barcode equals
-    reference 2's; with candidates=0 cosine decides."""
+    reference 2's; a reference without sequences ranks by cosine. A reference with them needs the query sequences
+    and at least one candidate (its thresholds are identities)."""
     barcode = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATT"
     sequences = [barcode[:30] + "GGGGG" + barcode[35:], barcode[::-1], barcode]
     vectors = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
@@ -57,8 +61,12 @@ def test_alignment_identity_ranks_the_embedding_candidates():
     reference = Reference(vectors, labels, {"species": 0.99}, sequences)
     aligned = identify(reference, vectors[:1], k=2, query_sequences=[barcode], candidates=3)
     assert aligned.nearest_reference[0] == 2 and aligned.species[0] == "c" and aligned.species_similarity[0] == 1.0
-    cosine = identify(reference, vectors[:1], k=2, query_sequences=[barcode], candidates=0)
+    cosine = identify(Reference(vectors, labels, {"species": 0.99}), vectors[:1], k=2, query_sequences=[barcode])
     assert cosine.nearest_reference[0] == 0 and cosine.species_best_hit[0] == "a"
+    with pytest.raises(UserError, match="candidates must be at least 1, got 0"):
+        identify(reference, vectors[:1], k=2, query_sequences=[barcode], candidates=0)
+    with pytest.raises(UserError, match="give the query sequences"):
+        identify(reference, vectors[:1], k=2)
 
 
 def test_identity_thresholds_order_the_ranks(fixture_path):
@@ -92,6 +100,8 @@ def test_identity_clusters_join_barcodes_at_least_as_alike_as_asked():
     vectors = kmer_embeddings(sequences, 4)
     assert list(identity_clusters(vectors, sequences, identity=0.99, candidates=3)) == [0, 1, 0, 0]
     assert list(identity_clusters(vectors, sequences, identity=1.0, candidates=3)) == [0, 1, 2, 0]
+    with pytest.raises(UserError, match="candidates must be at least 1, got 0"):
+        identity_clusters(vectors, sequences, candidates=0)  # not every barcode a cluster of its own, silently
 
 
 def test_identity_clusters_recover_bins_better_than_cosine(fixture_path):

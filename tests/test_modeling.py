@@ -225,6 +225,26 @@ def test_sequence_classification_problem_types(batch):
         assert output.logits.shape == (4, num_labels) and torch.isfinite(output.loss)
 
 
+def test_classification_fine_tunes_every_layer_whatever_the_frozen_pooling_layer(batch):
+    """A checkpoint that pools layer 0 for its frozen embedding (as the shipped one does) still fine-tunes its whole
+    encoder: the head pools `classifier_pooling_layer` (default: the last layer) and every layer gets a gradient."""
+    input_ids, attention_mask = batch
+    input_ids, attention_mask = input_ids[:-1], attention_mask[:-1]
+    torch.manual_seed(0)
+    model = BarcodeMAEForSequenceClassification(BarcodeMAEConfig(pooling_layer=0, num_labels=3, **tiny_config_kwargs()))
+    model.eval()  # no dropout: the head's input is exactly the pooled hidden state
+    model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 2, 1, 1])).loss.backward()
+    layers = model.barcodemae.encoder.layer
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layers.parameters())
+    last = model.barcodemae(input_ids, attention_mask=attention_mask, pooling_layer=-1).pooler_output
+    torch.testing.assert_close(model(input_ids, attention_mask=attention_mask).logits, model.classifier(last))
+    model.config.classifier_pooling_layer = 0
+    first = model.barcodemae(input_ids, attention_mask=attention_mask).pooler_output  # config.pooling_layer = 0
+    torch.testing.assert_close(model(input_ids, attention_mask=attention_mask).logits, model.classifier(first))
+    with pytest.raises(ValueError, match="classifier_pooling_layer must be in"):
+        BarcodeMAEConfig(classifier_pooling_layer=3, **tiny_config_kwargs())
+
+
 def test_eager_and_sdpa_attention_agree_in_training(batch):
     """Same loss and gradients (dropout off, fixed masking noise) whichever attention function runs."""
     input_ids, attention_mask = batch
@@ -297,7 +317,8 @@ def test_masked_loss_weight_adds_the_visible_tokens(batch):
 def test_contrastive_term_pulls_two_views_of_a_barcode_together(barcodes, tmp_path):
     from modeling_barcodemae import info_nce
 
-    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 8, generator=generator), torch.randn(4, 8, generator=generator)
     assert info_nce(a, a, 0.1) < info_nce(a, b, 0.1)  # identical views score better than unrelated ones
     tokenizer = BarcodeMAETokenizer()
     first = tokenizer(barcodes[:4], padding=True, return_tensors="pt")

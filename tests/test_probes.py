@@ -24,22 +24,7 @@ from tokenization_barcodemae import BarcodeMAETokenizer
 FAST = dict(umap_n_neighbors=5, umap_components=5, probe_max_iter=30, batch_size=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is as fast, and far faster when other processes hold the cores (no spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny_barcodemae")
-    torch.manual_seed(0)
-    BarcodeMAEModel(BarcodeMAEConfig(**tiny_config_kwargs())).save_pretrained(directory)
-    BarcodeMAETokenizer().save_pretrained(directory)
-    return directory
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

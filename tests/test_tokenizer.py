@@ -1,10 +1,12 @@
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 from conftest import run_clean_python
 
+from barcodemae.encoders import DNA_PROBE
 from tokenization_barcodemae import AMBIGUITY_CODES, BarcodeMAETokenizer, kmer_vocabulary
 
 PAD_ID_K6 = 4**6 + 2
@@ -197,3 +199,91 @@ np.save("input_ids.npy", encoded["input_ids"])
 """
     run_clean_python(code, tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "user" / "input_ids.npy"), expected["input_ids"])
+
+
+# ------------------------------------------------------------------------------------------------- frame registration
+
+
+@pytest.fixture(scope="module")
+def registering():
+    return BarcodeMAETokenizer(register_frame=True)
+
+
+@pytest.fixture(scope="module")
+def clean_barcodes(fixture_metadata) -> list[str]:
+    """Every 10th fixture barcode of A/C/G/T only (a leading base added below is then a real base)."""
+    return [barcode for barcode in fixture_metadata.dna_barcode.iloc[::10] if set(barcode) <= set("ACGT")]
+
+
+def test_registration_is_off_by_default_and_saved_with_the_tokenizer(tmp_path, registering):
+    assert BarcodeMAETokenizer().register_frame is False
+    registering.save_pretrained(tmp_path / "folder")
+    assert json.loads((tmp_path / "folder" / "tokenizer_config.json").read_text())["register_frame"] is True
+    code = f"""
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained({str(tmp_path / "folder")!r}, trust_remote_code=True)
+assert tokenizer.register_frame is True
+print(tokenizer("A" + {DNA_PROBE!r})["input_ids"])
+"""
+    printed = run_clean_python(code, tmp_path).stdout
+    assert json.loads(printed) == registering("A" + DNA_PROBE)["input_ids"]
+    assert registering("A" + DNA_PROBE)["input_ids"] != BarcodeMAETokenizer()("A" + DNA_PROBE)["input_ids"]
+
+
+def test_extra_leading_bases_give_the_same_tokens_after_registration(registering, clean_barcodes):
+    rng = np.random.default_rng(0)
+    for barcode in clean_barcodes:
+        expected = registering(barcode)["input_ids"]
+        for extra in range(1, 6):
+            prefix = "".join(rng.choice(list("ACGT"), extra))
+            ids = registering(prefix + barcode)["input_ids"]
+            # at most one leading k-mer holds added bases; the rest are the barcode's own tokens in the same frame
+            assert ids == expected or ids[1:] == expected, (extra, barcode[:30])
+    # without registration one added base changes every token: the property above is registration's doing
+    plain, barcode = BarcodeMAETokenizer(), clean_barcodes[0]
+    shifted, original = plain("A" + barcode)["input_ids"], plain(barcode)["input_ids"]
+    assert len(set(shifted) & set(original)) < len(original) / 4
+
+
+def test_registration_only_drops_leading_bases(registering, clean_barcodes):
+    plain = BarcodeMAETokenizer()
+    placement = registering.frame_registration(clean_barcodes)
+    assert set(placement["dropped_bases"].tolist()) == set(range(6))  # the fixture holds barcodes in every frame
+    for barcode, dropped in zip(clean_barcodes, placement["dropped_bases"]):
+        assert registering(barcode)["input_ids"] == plain(barcode[dropped:])["input_ids"]
+    starts = placement["reference_start"][placement["aligned"]]
+    np.testing.assert_array_equal((starts + placement["dropped_bases"][placement["aligned"]]) % 6, 0)
+
+
+def test_barcodes_that_do_not_align_stay_as_they_are(registering):
+    rng = np.random.default_rng(1)
+    random_dna = "".join(rng.choice(list("ACGT"), 600))
+    short = DNA_PROBE[3:15]  # 12 nt of COI: two seeds, too few to place
+    placement = registering.frame_registration([random_dna, short, "NNNNNNNNNNNNACGTAC"])
+    assert placement["aligned"].tolist() == [False, False, False]
+    assert placement["dropped_bases"].tolist() == [0, 0, 0]
+    for sequence in (random_dna, short):
+        assert registering(sequence)["input_ids"] == BarcodeMAETokenizer()(sequence)["input_ids"]
+
+
+def test_registration_agrees_with_an_edlib_alignment(registering, clean_barcodes):
+    """The frame of the seed vote equals the frame of the bulk of an edlib alignment to the same reference."""
+    from barcodemae.alignment import reference_start
+    from tokenization_barcodemae import FRAME_REFERENCE, FRAME_WINDOW
+
+    references = [(offset, barcode) for *_, offset, barcode in FRAME_REFERENCE]
+    placement = registering.frame_registration(clean_barcodes)
+    by_edlib = [reference_start(barcode, references, FRAME_WINDOW) for barcode in clean_barcodes]
+    assert placement["aligned"].all() and sum(start is not None for start in by_edlib) >= 0.98 * len(by_edlib)
+    pairs = [(ours, theirs) for ours, theirs in zip(placement["reference_start"], by_edlib) if theirs is not None]
+    agree = np.mean([(ours - theirs) % 6 == 0 for ours, theirs in pairs])
+    assert agree >= 0.99, agree
+
+
+def test_registration_is_the_same_on_the_numpy_and_rust_paths(registering, barcodes):
+    numpy_ids = registering(barcodes, padding=True, truncation=True)["input_ids"]
+    rust_ids = registering(barcodes, padding=True, truncation=True, return_offsets_mapping=True)["input_ids"]
+    assert rust_ids == numpy_ids
+    gapped = ["-." + barcode[:1] + "\n" + barcode[1:5].lower() + "--" + barcode[5:] for barcode in barcodes]
+    assert registering(gapped, padding=True, truncation=True, return_offsets_mapping=True)["input_ids"] == numpy_ids
+    assert registering(gapped, padding=True, truncation=True)["input_ids"] == numpy_ids

@@ -30,8 +30,10 @@ class BarcodeMAEConfig(PretrainedConfig):
         mask_ratio: share of the real k-mer tokens of each sequence that is masked in pretraining.
         objective: `"mae"` (the encoder sees only visible tokens; BarcodeMAE) or `"mlm"` (the encoder sees
             `[MASK]` in place of masked tokens and a linear head predicts them; the BarcodeBERT-style baseline).
-        pooling_layer: which hidden state `BarcodeMAEModel.pooler_output` averages: -1 is the last layer,
-            0 the embedding output, i the output of layer i.
+        pooling_layer: which hidden state `BarcodeMAEModel.pooler_output` averages, the frozen barcode embedding:
+            -1 is the last layer, 0 the embedding output, i the output of layer i.
+        classifier_pooling_layer: which hidden state `BarcodeMAEForSequenceClassification` averages, numbered as
+            `pooling_layer`; -1 (the last layer) fine-tunes the whole encoder, whatever `pooling_layer` is.
         masked_loss_weight: weight w of the masked k-mers in the reconstruction loss; the visible k-mers are
             reconstructed too, with weight 1 - w. 1.0 (the paper's loss) scores masked k-mers only. The reference
             implementation's `--separate_loss --masked_loss_weight w` (bioscan-ml/BarcodeMAE, `pretraining.py`).
@@ -47,6 +49,14 @@ class BarcodeMAEConfig(PretrainedConfig):
             frequencies of the whole barcode (every position, every reading frame; cross-entropy). A sequence-level
             masked-prediction target aimed at the pooled embedding that similarity search uses; the head is
             discarded with the decoder.
+        identity_distillation_weight: weight of an identity-distillation term that is not in the paper (ours; off at
+            0.0): over the barcodes of a batch, the softmax of the pooled encoder features' cosine similarities (at
+            temperature `identity_embedding_temperature`) is pulled towards the softmax of the barcodes' alignment
+            identities (at `identity_temperature`), KL(identity || cosine) per barcode: the frozen features learn to
+            rank relatives as an alignment would. Label-free; needs `identity_targets` in pretraining (train.py
+            computes them and fills each batch with k-mer neighbours, so that the batch holds relatives).
+        identity_temperature: temperature of the identity targets (identities are in [0, 1]).
+        identity_embedding_temperature: temperature of the cosine similarities.
     """
 
     model_type = "barcodemae"
@@ -73,11 +83,15 @@ class BarcodeMAEConfig(PretrainedConfig):
         mask_ratio: float = 0.5,
         objective: str = "mae",
         pooling_layer: int = -1,
+        classifier_pooling_layer: int = -1,
         masked_loss_weight: float = 1.0,
         hamming_soft_targets: bool = False,
         contrastive_weight: float = 0.0,
         contrastive_temperature: float = 0.1,
         profile_loss_weight: float = 0.0,
+        identity_distillation_weight: float = 0.0,
+        identity_temperature: float = 0.01,
+        identity_embedding_temperature: float = 0.05,
         pad_token_id: int | None = None,
         **kwargs,
     ):
@@ -89,14 +103,17 @@ class BarcodeMAEConfig(PretrainedConfig):
             raise ValueError(f"masked_loss_weight must be in [0, 1], got {masked_loss_weight}")
         if contrastive_weight < 0.0 or contrastive_temperature <= 0.0 or profile_loss_weight < 0.0:
             raise ValueError("contrastive_weight and profile_loss_weight must be >= 0, contrastive_temperature > 0")
+        if identity_distillation_weight < 0.0 or min(identity_temperature, identity_embedding_temperature) <= 0.0:
+            raise ValueError("identity_distillation_weight must be >= 0 and its temperatures > 0")
         if hidden_size % num_attention_heads or decoder_hidden_size % decoder_num_attention_heads:
             raise ValueError("hidden sizes must be divisible by their number of attention heads")
         if max_sequence_length // k_mer > max_position_embeddings:
             raise ValueError(
                 f"{max_sequence_length // k_mer} tokens per sequence exceed max_position_embeddings={max_position_embeddings}"
             )
-        if not -1 <= pooling_layer <= num_hidden_layers:
-            raise ValueError(f"pooling_layer must be in [-1, {num_hidden_layers}], got {pooling_layer}")
+        for name, layer in (("pooling_layer", pooling_layer), ("classifier_pooling_layer", classifier_pooling_layer)):
+            if not -1 <= layer <= num_hidden_layers:
+                raise ValueError(f"{name} must be in [-1, {num_hidden_layers}], got {layer}")
         self.k_mer = k_mer
         self.max_sequence_length = max_sequence_length
         self.hidden_size = hidden_size
@@ -117,11 +134,15 @@ class BarcodeMAEConfig(PretrainedConfig):
         self.mask_ratio = mask_ratio
         self.objective = objective
         self.pooling_layer = pooling_layer
+        self.classifier_pooling_layer = classifier_pooling_layer
         self.masked_loss_weight = masked_loss_weight
         self.hamming_soft_targets = hamming_soft_targets
         self.contrastive_weight = contrastive_weight
         self.contrastive_temperature = contrastive_temperature
         self.profile_loss_weight = profile_loss_weight
+        self.identity_distillation_weight = identity_distillation_weight
+        self.identity_temperature = identity_temperature
+        self.identity_embedding_temperature = identity_embedding_temperature
         # Vocabulary layout of the original BarcodeMAE / BarcodeBERT releases: [MASK]=0, [UNK]=1, k-mers, [PAD].
         self.mask_token_id = 0
         self.unk_token_id = 1
