@@ -8,9 +8,9 @@
 
 Data: barcodes of the `--splits` (default pretrain + other_heldout) of a BIOSCAN-5M metadata CSV, or any CSV / TSV /
 parquet / FASTA file (see barcodemae/data.py); trailing N stripped, truncated to 660 nt, identical barcodes kept once,
-a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation); with
-`--register_frame` the tokenizer puts every barcode back on the reference frame, so the offset only decides whether
-the first k-mer is kept (the frame never changes), and the exported tokenizer registers barcodes the same way.
+a small held-out validation set. Each epoch each barcode starts at a random offset 0..k-1 (augmentation); the
+tokenizer registers every barcode to the COI-5P reference frame (`--register_frame`, default on), so the offset only
+decides whether the first k-mer is kept, never the frame, and the exported tokenizer registers barcodes the same way.
 Model: `--model_size small` (default: 4+4 layers x 256, decoder as deep as the encoder as in the paper; a few
 minutes on a CPU) or `paper` (6+6 x 768, the BarcodeMAEConfig defaults), `--model_config config.json` and/or size
 flags on top.
@@ -89,8 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--k_mer", type=int, default=None)
     model.add_argument("--max_sequence_length", type=int, default=None, help="nucleotides kept (default 660)")
     model.add_argument("--mask_ratio", type=float, default=None, help="default 0.5")
-    model.add_argument("--register_frame", action="store_true",
-                       help="tokenize barcodes registered to the COI-5P reference frame (saved with the tokenizer)")
+    model.add_argument("--register_frame", choices=("on", "off"), nargs="?", const="on", default="on",
+                       help="tokenize barcodes registered to the COI-5P reference frame (saved with the tokenizer; "
+                            "default on: RESULTS.md, 'Reading frames'); off: k-mers from each barcode's first base")
     model.add_argument("--pooling_layer", type=int, default=None, help="hidden state pooled by the encoder (default -1)")
     objective = parser.add_argument_group("objective (BarcodeMAEConfig fields; defaults: those of --recipe)")
     objective.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
@@ -364,12 +365,12 @@ def write_model_card(args, config, metrics: dict, data_summary: dict, training: 
         f"`{data_name}`, splits {', '.join(args.splits)}: {data_summary['train']} unique barcodes for training, "
         f"{data_summary['validation']} held out for validation (cleaned, truncated to {config.max_sequence_length} "
         f"nt, identical barcodes kept once, random start offset 0..{config.k_mer - 1} per epoch"
-        + ("; tokenized in the COI-5P reference frame)." if args.register_frame else ").")
+        + ("; tokenized in the COI-5P reference frame)." if args.register_frame == "on" else ").")
     )  # fmt: skip
     dataset_id = args.dataset_id or ("bioscan-ml/BIOSCAN-5M" if "bioscan_5m" in data_name.lower() else None)
     location = args.push_to_hub or Path(args.output_dir).name
     return model_card(config, location, location, data, training, data_name, metrics, dataset_id=dataset_id,
-                      register_frame=args.register_frame)  # fmt: skip
+                      register_frame=args.register_frame == "on")  # fmt: skip
 
 
 def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summary: dict, training: dict) -> None:
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(args.seed)
     config = build_config(args)
     tokenizer = BarcodeMAETokenizer(k_mer=config.k_mer, max_sequence_length=config.max_sequence_length,
-                                    register_frame=args.register_frame)  # fmt: skip
+                                    register_frame=args.register_frame == "on")  # fmt: skip
 
     with accelerator.main_process_first():  # the main process builds the `datasets` cache, the others read it
         train_data, validation_data = load_pretraining_data(args, config, log)

@@ -1,10 +1,18 @@
-"""Alignment identity between two barcodes, the measure BLAST and VSEARCH rank hits by (edlib's edit distance)."""
+"""Alignment identity between two barcodes, the measure BLAST and VSEARCH rank hits by (edlib's edit distance).
+
+Two measures: `alignment_identity` ("infix": the shorter barcode aligned inside the longer, every base of it counted)
+and `overlap_identity` ("overlap", the default of `identify` and `cluster`): the same, except that the part of the
+shorter barcode hanging over an end of the longer is not counted, when at least `DEFAULT_MIN_OVERLAP` nt overlap
+(barcodes covering shifted stretches of the gene; VSEARCH's default identity likewise ignores terminal gaps).
+"""
 
 from __future__ import annotations
 
 import re
 
 import edlib
+
+from barcodemae.errors import UserError
 
 IUPAC_BASES = {
     "A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT",
@@ -44,3 +52,64 @@ def reference_start(barcode: str, references: list[tuple[int, str]], window: int
                 position += length if operation in "=XD" else 0
             best = (alignment["editDistance"], max(diagonals, key=diagonals.get, default=0) + offset)
     return best[1] if best[0] <= max_edit_fraction * min(len(barcode), window) else None
+
+
+DEFAULT_MIN_OVERLAP = 100  # nt: an overlap shorter than this is no evidence (VSEARCH and BOLD's engine use 100+)
+_ANCHOR = 10  # matching bases in a row that mark where an overhang ends and the alignment proper begins
+
+
+def _overhang(operations: list[tuple[int, str]]) -> int:
+    """Bases of the shorter barcode hanging over the end of the longer where an infix alignment's `operations`
+    begin (at the longer's first base): at the first run of `_ANCHOR` matches, the shorter's bases before it less the
+    longer's (0 when none hang over). The aligner may scatter chance matches through an overhang; the first run of
+    matches is where the alignment proper starts."""
+    query = target = 0
+    for length, operation in operations:
+        if operation == "=" and length >= _ANCHOR:
+            return max(0, query - target)
+        query += length if operation in "=XI" else 0
+        target += length if operation in "=XD" else 0
+    return 0
+
+
+def overlap_alignment(a: str, b: str, min_overlap: int = DEFAULT_MIN_OVERLAP) -> tuple[float, int]:
+    """(identity, overlap): `alignment_identity`, except that a shorter barcode hanging over an end of the longer one
+    (the two cover different stretches of the gene) is not charged for the overhang: the part of the shorter that lies
+    against the longer is aligned inside it again and identity = 1 - its edits / its length, when that overlap is at
+    least `min_overlap` nt; otherwise the infix identity over the whole shorter barcode. Ambiguity codes as in
+    `alignment_identity`."""
+    short, long = sorted((a.upper(), b.upper()), key=len)
+    if not short:
+        return 0.0, 0
+    plain = not (short + long).translate(_DROP_PLAIN_BASES)
+    equalities = None if plain else _MATCHING_CODES
+    found = edlib.align(short, long, mode="HW", task="locations", additionalEqualities=equalities)
+    distance, (start, end) = found["editDistance"], found["locations"][0]
+    infix = (1.0 - distance / len(short), len(short))
+    if distance == 0 or (start > 0 and end < len(long) - 1):  # inside the longer: nothing hangs over
+        return infix
+    cigar = edlib.align(short, long, mode="HW", task="path", additionalEqualities=equalities)["cigar"]
+    operations = [(int(length), operation) for length, operation in re.findall(r"(\d+)([=XID])", cigar)]
+    head = _overhang(operations) if start == 0 else 0
+    tail = _overhang(operations[::-1]) if end == len(long) - 1 else 0
+    piece = short[head : len(short) - tail]
+    if len(piece) < min_overlap or len(piece) == len(short):
+        return infix
+    distance = edlib.align(piece, long, mode="HW", task="distance", additionalEqualities=equalities)["editDistance"]
+    return max(infix[0], 1.0 - distance / len(piece)), len(piece)
+
+
+def overlap_identity(a: str, b: str, min_overlap: int = DEFAULT_MIN_OVERLAP) -> float:
+    """The identity of `overlap_alignment`."""
+    return overlap_alignment(a, b, min_overlap)[0]
+
+
+IDENTITY_MEASURES = {"overlap": overlap_identity, "infix": alignment_identity}
+DEFAULT_MEASURE = "overlap"  # chosen on the shared data's val splits at four reference densities (bench_densities.py)
+
+
+def identity_measure(name: str):
+    """The identity function called `name` (one of `IDENTITY_MEASURES`)."""
+    if name not in IDENTITY_MEASURES:
+        raise UserError(f"the identity measure must be one of {', '.join(IDENTITY_MEASURES)}, got {name!r}")
+    return IDENTITY_MEASURES[name]

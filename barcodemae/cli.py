@@ -141,10 +141,11 @@ def command_identify(args) -> None:
     reference_vectors = cache.embed_layers(encoder, reference_records.sequences, "reference", not args.no_progress)[0]
     by_identity = args.rank_by == "identity"
     sequences = reference_records.sequences if by_identity else None
-    reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile)
+    reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile,
+                                     args.measure)  # fmt: skip
     query_vectors = _embed(encoder, queries.sequences, args, "queries")
     table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
-                     args.candidates, not args.no_progress)  # fmt: skip
+                     args.candidates, not args.no_progress, args.rule, args.margin)  # fmt: skip
     table.insert(0, "query", queries.ids)
     table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
     write_table(output, table)
@@ -157,16 +158,22 @@ def command_identify(args) -> None:
 def command_cluster(args) -> None:
     import pandas as pd
 
-    from barcodemae.clustering import identity_clusters, threshold_clusters
+    from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
     from barcodemae.files import check_output_path, write_table
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
     records = _read(args.input, args.splits, args, encoder, label_columns=[args.compare_to])
     vectors = _embed(encoder, records.sequences, args, "")
-    if args.identity:
-        clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress)
-        rule = f"single linkage at {args.identity:g} identity over {args.candidates} candidates"
+    if args.identity and args.method == "centroid":
+        clusters = centroid_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
+                                     args.measure, args.order)  # fmt: skip
+        rule = (f"greedy centroids by {args.order} at {args.identity:g} {args.measure} identity over "
+                f"{args.candidates} candidates")  # fmt: skip
+    elif args.identity:
+        clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
+                                     args.measure)  # fmt: skip
+        rule = f"single linkage at {args.identity:g} {args.measure} identity over {args.candidates} candidates"
     else:
         clusters = threshold_clusters(vectors, args.threshold, args.linkage)
         rule = f"{args.linkage} linkage at cosine distance {args.threshold:g}"
@@ -238,11 +245,18 @@ def _command(commands, name: str, summary: str, run: Callable) -> argparse.Argum
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
     from barcodemae.clustering import (
-        DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_THRESHOLD, LINKAGES,
+        DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES,
+        METHODS, ORDERS,
     )
     from barcodemae.convert import add_arguments as add_convert_arguments
-    from barcodemae.identify import DEFAULT_CANDIDATES, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE
+    from barcodemae.identify import (
+        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE, DEFAULT_RULE, RULES,
+    )
+
+    measure_help = ("overlap: a barcode hanging over an end of the other is not charged for the overhang (100+ nt "
+                    "overlap); infix: the shorter aligned inside the longer, every base counted")  # fmt: skip
 
     parser = _Parser(prog="barcodemae", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -267,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "abstention thresholds in identity; cosine: cosine similarity only, thresholds in cosine")
     identify.add_argument("--candidates", type=POSITIVE_INT, default=DEFAULT_CANDIDATES,
                           help="with --rank_by identity: the nearest references by embedding that identity re-ranks")
+    identify.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE,
+                          help=f"with --rank_by identity: the alignment identity; {measure_help}")
+    identify.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
+                          help="best: every rank's call is the best hit's label (holds at every reference density); "
+                          "lca: the same, called only where every hit within --margin of the best agrees; vote: genus "
+                          "and coarser by the similarity-weighted vote of the --neighbours nearest (dense references)")
+    identify.add_argument("--margin", default=DEFAULT_MARGIN, help="with --rule lca: identity (or cosine) margin",
+                          type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a number from 0 to 1"))
     identify.add_argument("--quantile", type=OPEN_FRACTION, default=DEFAULT_QUANTILE,
                           help="abstention: quantile of the reference's nearest-relative similarities per rank")  # fmt: skip
     identify.add_argument("--cache_dir", default=None, help="keep the reference embeddings here between runs")
@@ -278,8 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--identity", default=DEFAULT_IDENTITY,
                          type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a fraction from 0 to 1"),
                          help="join barcodes at least this alike (alignment identity); 0: cosine clustering instead")
+    cluster.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                         help="single: single linkage on identity over the candidates; centroid: greedy centroid "
+                         "clustering like VSEARCH --cluster_size / --cluster_fast (see --order)")
+    cluster.add_argument("--order", choices=ORDERS, default=ORDERS[0],
+                         help="with --method centroid: most abundant (identical barcodes counted) or longest first")
+    cluster.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE, help=measure_help)
     cluster.add_argument("--candidates", type=POSITIVE_INT, default=DEFAULT_CLUSTER_CANDIDATES,
-                         help="cosine-nearest barcodes aligned to each barcode")
+                         help="cosine-nearest barcodes (centroids with --method centroid) aligned to each barcode")
     cluster.add_argument("--threshold", default=DEFAULT_THRESHOLD,
                          type=_number(float, lambda value: 0.0 < value < 2.0, "must be a cosine distance between 0 and 2"),
                          help="with --identity 0: the cosine distance at which to cut")

@@ -1,11 +1,19 @@
 """Taxonomic assignment of query barcodes from a labelled reference, with a confidence and an abstention per rank.
 
-For each query: its `k` nearest reference barcodes. With the barcodes themselves at hand (the default), the embedding
-proposes `candidates` nearest references (cosine, exact) and alignment identity (`barcodemae.alignment`) ranks them,
-as BLAST's seeds propose and its alignments decide; without them, cosine similarity ranks. Per rank:
-- the call: at species rank the label of the nearest neighbour with a known species (the best hit), at genus, family
-  and order the label with the largest summed similarity among the `k` nearest (measured on the shared data: voting
-  helps the coarser ranks, the best hit is best for species; README "Measured against BLAST and VSEARCH");
+For each query: its nearest reference barcodes. With the barcodes themselves at hand (the default), the embedding
+proposes `candidates` nearest references (cosine, exact) and alignment identity (`barcodemae.alignment`, the
+reference's `measure`) ranks them, as BLAST's seeds propose and its alignments decide; without them, cosine
+similarity ranks. Per rank, by the `rule` (`RULES`):
+- "best" (the default): the call is the label of the best hit with a known label at that rank, at every rank (the
+  best hit per rank). Chosen on the shared data's val splits with the reference thinned to 100/50/20/5% of its
+  barcodes (benchmarks/bench_densities.py): the best mean over the four densities; it trails the vote only at 100%,
+  on the genus of unseen species (75.3 against 78.7, mostly one mislabelled reference barcode the vote outvotes);
+- "lca": the same best guess, called only where every hit within `margin` identity of the best hit (with a known
+  label at that rank) carries it: the lowest common ancestor of the near-best hits, as BOLD's ID engine, BASTA and
+  MEGAN report; an abstention on top of the threshold;
+- "vote": species by the best hit, genus and coarser ranks by the largest summed similarity among the `k` nearest
+  (the rule before: it helps only where genera have many reference barcodes near the query, and loses about 10
+  points of genus at 5% of the reference, where they have few);
 - `similarity`: the identity (or cosine) of the nearest neighbour carrying the call; `agreement`: the fraction of the
   `k` nearest (with a known label at that rank) that carry it;
 - abstention: no call when `similarity` is below the rank's threshold, calibrated on the reference itself
@@ -23,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from barcodemae.alignment import alignment_identity
+from barcodemae.alignment import DEFAULT_MEASURE, identity_measure
 from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbours, unit_rows
 
@@ -31,26 +39,32 @@ RANKS = ("species", "genus", "family", "order")  # fine to coarse: each rank's c
 DEFAULT_NEIGHBOURS = 5
 DEFAULT_QUANTILE = 0.05
 DEFAULT_CANDIDATES = 50  # nearest by embedding, re-ranked by alignment identity (chosen on val_unseen, README)
+RULES = ("best", "lca", "vote")
+DEFAULT_RULE = "best"  # chosen on the shared data's val splits at four reference densities (bench_densities.py)
+DEFAULT_MARGIN = 0.005  # "lca": hits this much less alike than the best hit still have to agree with it
 
 
 @dataclass
 class Reference:
     """Reference barcodes' vectors and labels (`labels[rank]`, "" = unknown), the per-rank thresholds, and the
-    barcodes themselves (None: rank by cosine similarity only)."""
+    barcodes themselves (None: rank by cosine similarity only) and the identity measure that ranks them
+    (`barcodemae.alignment.IDENTITY_MEASURES`)."""
 
     vectors: np.ndarray
     labels: dict[str, np.ndarray]
     thresholds: dict[str, float]
     sequences: list[str] | None = None
+    measure: str = DEFAULT_MEASURE
 
     @classmethod
     def calibrated(
         cls, vectors: np.ndarray, labels: dict[str, np.ndarray], sequences: list[str] | None = None,
-        quantile: float = DEFAULT_QUANTILE,
+        quantile: float = DEFAULT_QUANTILE, measure: str = DEFAULT_MEASURE,
     ) -> Reference:
-        """A reference with its thresholds calibrated on itself (`calibrate_thresholds`): in alignment identity when
-        `sequences` are given (ranking by identity), else in cosine similarity."""
-        return cls(vectors, labels, calibrate_thresholds(vectors, labels, quantile, sequences=sequences), sequences)
+        """A reference with its thresholds calibrated on itself (`calibrate_thresholds`): in alignment identity
+        (`measure`) when `sequences` are given (ranking by identity), else in cosine similarity."""
+        thresholds = calibrate_thresholds(vectors, labels, quantile, sequences=sequences, measure=measure)
+        return cls(vectors, labels, thresholds, sequences, measure)
 
 
 def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +73,7 @@ def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[tor
 
 
 def _relative_similarities(
-    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], sequences: list[str] | None
+    found: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], sequences: list[str] | None, measure: str
 ) -> np.ndarray:
     """The finite similarities of (rows, cosine, relative) chunks; with sequences, the alignment identity instead."""
     if not found:
@@ -69,18 +83,19 @@ def _relative_similarities(
     if sequences is None:
         return cosine[finite]
     pairs = zip(rows[finite], relatives[finite])
-    return np.array([alignment_identity(sequences[row], sequences[relative]) for row, relative in pairs])
+    identity = identity_measure(measure)
+    return np.array([identity(sequences[row], sequences[relative]) for row, relative in pairs])
 
 
 def calibrate_thresholds(
     vectors: np.ndarray, labels: dict[str, np.ndarray], quantile: float = DEFAULT_QUANTILE, sample: int = 2000,
-    seed: int = 0, chunk_size: int = 512, sequences: list[str] | None = None,
+    seed: int = 0, chunk_size: int = 512, sequences: list[str] | None = None, measure: str = DEFAULT_MEASURE,
 ) -> dict[str, float]:
     """Per rank, the `quantile` of the similarity between a reference barcode and its nearest relative: same taxon at
     this rank, another taxon one rank below (species: any other barcode of the species). `sample` barcodes (seeded)
     are compared with the whole reference. With `sequences`, the relative is the cosine-nearest one and the
-    similarity its alignment identity (the measure `identify` ranks by then). A rank without any such pair gets no
-    threshold (-inf: never abstains).
+    similarity its alignment identity by `measure` (the measure `identify` ranks by then). A rank without any such
+    pair gets no threshold (-inf: never abstains).
     """
     unit = unit_rows(vectors)
     labels = {rank: labels[rank] for rank in RANKS if rank in labels}
@@ -101,7 +116,7 @@ def calibrate_thresholds(
             nearest[rank].append((chunk, *_nearest_relative(similarity, same)))
     thresholds = {}
     for rank, found in nearest.items():
-        values = _relative_similarities(found, sequences)
+        values = _relative_similarities(found, sequences, measure)
         thresholds[rank] = float(np.quantile(values, quantile)) if len(values) else float("-inf")
     return thresholds
 
@@ -113,62 +128,89 @@ def _weighted_vote(labels: np.ndarray, similarities: np.ndarray) -> str:
     return max(totals, key=totals.get)
 
 
-def _call(labels: np.ndarray, similarities: np.ndarray, vote: bool) -> tuple[str, float, float]:
-    """(call, similarity of its nearest carrier, agreement) from one query's neighbours (nearest first)."""
+def _call(labels: np.ndarray, similarities: np.ndarray, k: int, vote: bool, margin: float | None) -> tuple:
+    """(call, similarity of its nearest carrier, agreement, whether the hits within `margin` of the best all carry
+    it) from one query's ranked neighbours (nearest first); `vote`: the weighted vote of the `k` nearest."""
     known = labels != ""
     if not known.any():
-        return "", float("nan"), float("nan")
+        return "", float("nan"), float("nan"), False
     labels, similarities = labels[known], similarities[known]
-    call = _weighted_vote(labels, similarities) if vote else labels[0]
+    call = _weighted_vote(labels[:k], similarities[:k]) if vote else labels[0]
     carriers = labels == call
-    return call, float(similarities[carriers][0]), float(carriers.mean())
+    consistent = margin is None or bool(carriers[similarities >= similarities[0] - margin].all())
+    return call, float(similarities[carriers][0]), float(carriers[:k].mean()), consistent
 
 
 def _rank_by_identity(
-    reference_sequences: list[str], query_sequences: list[str], candidates: np.ndarray, k: int, progress: bool
+    reference_sequences: list[str], query_sequences: list[str], candidates: np.ndarray, measure: str, progress: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's candidates ordered by alignment identity (ties keep the embedding's order): the first k, with
-    their identities."""
+    """Each query's candidates ordered by alignment identity (ties keep the embedding's order), with their
+    identities."""
     from tqdm.auto import tqdm
 
+    identity = identity_measure(measure)
     rows = tqdm(zip(query_sequences, candidates), total=len(candidates), desc="aligning", unit="query",
                 leave=False, disable=not progress)  # fmt: skip
-    identities = np.array([[alignment_identity(query, reference_sequences[index]) for index in row]
+    identities = np.array([[identity(query, reference_sequences[index]) for index in row]
                            for query, row in rows], dtype=np.float32).reshape(candidates.shape)  # fmt: skip
-    order = np.argsort(-identities, axis=1, kind="stable")[:, :k]
+    order = np.argsort(-identities, axis=1, kind="stable")
     return np.take_along_axis(candidates, order, 1), np.take_along_axis(identities, order, 1)
 
 
-def identify(
-    reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS, query_sequences: list[str] | None = None,
-    candidates: int = DEFAULT_CANDIDATES, progress: bool = False,
-) -> pd.DataFrame:
-    """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
-    agreement; plus the nearest reference index and its similarity.
-
-    A reference with sequences (thresholds in alignment identity) ranks the `max(candidates, k)` cosine-nearest
-    references of each query by alignment identity, so it needs the `query_sequences` and `candidates >= 1`; a
-    reference without (thresholds in cosine similarity) ranks by cosine similarity.
-    """
-    if k < 1:
-        raise UserError(f"the number of neighbours must be at least 1, got {k}")
+def ranked_neighbours(
+    reference: Reference, queries: np.ndarray, query_sequences: list[str] | None = None, n: int = DEFAULT_CANDIDATES,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's `n` cosine-nearest references (indices, similarities), nearest first: with the reference's
+    sequences re-ranked by alignment identity (similarities: identities), else by cosine similarity."""
     aligned = reference.sequences is not None
     if aligned and query_sequences is None:
         raise UserError("the reference ranks by alignment identity (it has sequences): give the query sequences too")
-    if aligned and candidates < 1:
-        raise UserError(f"the number of candidates must be at least 1, got {candidates}")
-    indices, similarities = nearest_neighbours(reference.vectors, queries, max(candidates, k) if aligned else k)
+    indices, similarities = nearest_neighbours(reference.vectors, queries, n)
     if aligned:
-        indices, similarities = _rank_by_identity(reference.sequences, query_sequences, indices, k, progress)
+        return _rank_by_identity(reference.sequences, query_sequences, indices, reference.measure, progress)
+    return indices, similarities
+
+
+def assign(
+    reference: Reference, indices: np.ndarray, similarities: np.ndarray, k: int = DEFAULT_NEIGHBOURS,
+    rule: str = DEFAULT_RULE, margin: float = DEFAULT_MARGIN,
+) -> pd.DataFrame:
+    """The table of `identify` from each query's ranked neighbours (`ranked_neighbours`)."""
+    if rule not in RULES:
+        raise UserError(f"the assignment rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if not margin >= 0.0:
+        raise UserError(f"the margin is a similarity of at least 0, got {margin}")
     columns = {"nearest_reference": indices[:, 0], "nearest_similarity": similarities[:, 0]}
     for rank in RANKS:
         if rank not in reference.labels:
             continue
-        calls = [_call(reference.labels[rank][row], sims, vote=rank != "species") for row, sims in zip(indices, similarities)]
-        best_hit, similarity, agreement = (np.asarray(values) for values in zip(*calls))
-        confident = similarity >= reference.thresholds[rank]
+        vote, within = rule == "vote" and rank != "species", margin if rule == "lca" else None
+        calls = [_call(reference.labels[rank][row], sims, k, vote, within) for row, sims in zip(indices, similarities)]
+        best_hit, similarity, agreement, consistent = (np.asarray(values) for values in zip(*calls))
+        confident = (similarity >= reference.thresholds[rank]) & consistent
         columns[rank] = np.where(confident, best_hit, "")
         columns[f"{rank}_best_hit"] = best_hit
         columns[f"{rank}_similarity"] = similarity
         columns[f"{rank}_agreement"] = agreement
     return pd.DataFrame(columns)
+
+
+def identify(
+    reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS, query_sequences: list[str] | None = None,
+    candidates: int = DEFAULT_CANDIDATES, progress: bool = False, rule: str = DEFAULT_RULE,
+    margin: float = DEFAULT_MARGIN,
+) -> pd.DataFrame:
+    """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
+    agreement; plus the nearest reference index and its similarity. `rule` and `margin`: see the module.
+
+    A reference with sequences (thresholds in alignment identity) ranks the `max(candidates, k)` cosine-nearest
+    references of each query by alignment identity, so it needs the `query_sequences` and `candidates >= 1`; a
+    reference without (thresholds in cosine similarity) ranks them by cosine similarity.
+    """
+    if k < 1:
+        raise UserError(f"the number of neighbours must be at least 1, got {k}")
+    if reference.sequences is not None and candidates < 1:
+        raise UserError(f"the number of candidates must be at least 1, got {candidates}")
+    indices, similarities = ranked_neighbours(reference, queries, query_sequences, max(candidates, k), progress)
+    return assign(reference, indices, similarities, k, rule, margin)

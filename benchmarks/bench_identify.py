@@ -73,31 +73,75 @@ def run_ours(model: str, reference_split, query_splits, neighbours: int, quantil
               f"{score(split, best, calls)} |", flush=True)  # fmt: skip
 
 
+def have(*tools: str) -> bool:
+    return all(shutil.which(tool) for tool in tools)
+
+
+def blast_top_hits(reference_sequences: list[str], query_sequences: list[str], folder: Path):
+    """(index of each query's top BLAST megablast hit by bit score, -1 = none; seconds: makeblastdb + blastn). One
+    thread."""
+    started = time.perf_counter()
+    database = folder / "reference"
+    write_fasta(folder / "reference.fa", reference_sequences)
+    subprocess.run(["makeblastdb", "-in", str(folder / "reference.fa"), "-dbtype", "nucl", "-out", str(database)],
+                   check=True, capture_output=True)  # fmt: skip
+    write_fasta(folder / "queries.fa", query_sequences)
+    result = subprocess.run(
+        ["blastn", "-task", "megablast", "-query", str(folder / "queries.fa"), "-db", str(database),
+         "-outfmt", "6 qseqid sseqid bitscore", "-max_target_seqs", "5", "-num_threads", "1"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    top = np.full(len(query_sequences), -1)
+    bits = np.full(len(query_sequences), -np.inf)
+    for line in result.stdout.splitlines():
+        query, subject, score = line.split("\t")
+        if float(score) > bits[int(query)]:
+            top[int(query)], bits[int(query)] = int(subject), float(score)
+    return top, time.perf_counter() - started
+
+
+def vsearch_top_hits(reference_sequences: list[str], query_sequences: list[str], folder: Path):
+    """(index of each query's top VSEARCH `--usearch_global` hit by identity, -1 = none; seconds). One thread; the
+    10 first accepted of up to 100 candidates by shared k-mers, the most alike reported."""
+    started = time.perf_counter()
+    write_fasta(folder / "reference.fa", reference_sequences)
+    write_fasta(folder / "queries.fa", query_sequences)
+    subprocess.run(["vsearch", "--usearch_global", str(folder / "queries.fa"), "--db", str(folder / "reference.fa"),
+                    "--id", "0.5", "--maxaccepts", "10", "--maxrejects", "100", "--top_hits_only", "--threads", "1",
+                    "--blast6out", str(folder / "hits.tsv"), "--quiet"], check=True, capture_output=True)  # fmt: skip
+    top = np.full(len(query_sequences), -1)
+    for line in (folder / "hits.tsv").read_text().splitlines():
+        query, subject = line.split("\t")[:2]
+        if top[int(query)] < 0:
+            top[int(query)] = int(subject)
+    return top, time.perf_counter() - started
+
+
+def vsearch_clusters(sequences: list[str], identity: float, folder: Path, command: str = "--cluster_fast",
+                     abundances=None):  # fmt: skip
+    """(cluster of each barcode, seconds) by VSEARCH `command` (`--cluster_fast`: longest first; `--cluster_size`:
+    most abundant first, `abundances` written as ;size=N) at `identity`, one thread."""
+    started = time.perf_counter()
+    sizes = [""] * len(sequences) if abundances is None else [f";size={int(size)}" for size in abundances]
+    (folder / "pooled.fa").write_text("".join(f">{index}{size}\n{sequence}\n"
+                                              for index, (sequence, size) in enumerate(zip(sequences, sizes))))  # fmt: skip
+    subprocess.run(["vsearch", command, str(folder / "pooled.fa"), "--id", str(identity), "--threads", "1",
+                    "--uc", str(folder / "clusters.uc"), "--quiet"], check=True, capture_output=True)  # fmt: skip
+    clusters = np.empty(len(sequences), dtype=np.int64)
+    for line in (folder / "clusters.uc").read_text().splitlines():
+        fields = line.split("\t")
+        if fields[0] in ("S", "H"):
+            clusters[int(fields[8].split(";")[0])] = int(fields[1])
+    return clusters, time.perf_counter() - started
+
+
 def run_blast(reference_split, query_splits, folder: Path) -> None:
-    if not (shutil.which("blastn") and shutil.which("makeblastdb")):
+    if not have("blastn", "makeblastdb"):
         print("| BLAST | skipped: blastn / makeblastdb not on PATH (apt-get install ncbi-blast+) |")
         return
-    started = time.perf_counter()
-    write_fasta(folder / "reference.fa", reference_split.sequences)
-    subprocess.run(["makeblastdb", "-in", str(folder / "reference.fa"), "-dbtype", "nucl", "-out",
-                    str(folder / "reference")], check=True, capture_output=True)  # fmt: skip
-    setup = time.perf_counter() - started
     for split in query_splits:
-        started = time.perf_counter()
-        write_fasta(folder / "queries.fa", split.sequences)
-        result = subprocess.run(
-            ["blastn", "-task", "megablast", "-query", str(folder / "queries.fa"), "-db", str(folder / "reference"),
-             "-outfmt", "6 qseqid sseqid bitscore", "-max_target_seqs", "5", "-num_threads", "1"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        elapsed = setup + time.perf_counter() - started
-        top = {}
-        for line in result.stdout.splitlines():
-            query, subject, bits = line.split("\t")
-            if int(query) not in top or float(bits) > top[int(query)][1]:
-                top[int(query)] = (int(subject), float(bits))
-        best = {rank: np.array([reference_split.labels[rank][top[i][0]] if i in top else "" for i in range(len(split))])
-                for rank in RANKS}  # fmt: skip
+        top, elapsed = blast_top_hits(reference_split.sequences, split.sequences, folder)
+        best = {rank: np.where(top >= 0, reference_split.labels[rank][top], "") for rank in RANKS}
         print(f"| BLAST megablast top hit | {split.name} | {len(split)} | {elapsed:.1f} | {score(split, best)} |",
               flush=True)  # fmt: skip
 
@@ -138,21 +182,12 @@ def run_clusters(model: str, splits, thresholds, linkages, identities, candidate
 def run_vsearch(splits, identities, folder: Path) -> None:
     from sklearn.metrics import adjusted_mutual_info_score
 
-    if not shutil.which("vsearch"):
+    if not have("vsearch"):
         print("| VSEARCH | skipped: vsearch not on PATH (apt-get install vsearch) |")
         return
     sequences, bins = with_bins(splits, ["test", "test_unseen"])
-    write_fasta(folder / "pooled.fa", sequences)
     for identity in identities:
-        started = time.perf_counter()
-        subprocess.run(["vsearch", "--cluster_fast", str(folder / "pooled.fa"), "--id", str(identity), "--threads", "1",
-                        "--uc", str(folder / "clusters.uc"), "--quiet"], check=True, capture_output=True)  # fmt: skip
-        elapsed = time.perf_counter() - started
-        clusters = np.empty(len(sequences), dtype=np.int64)
-        for line in (folder / "clusters.uc").read_text().splitlines():
-            fields = line.split("\t")
-            if fields[0] in ("S", "H"):
-                clusters[int(fields[8])] = int(fields[1])
+        clusters, elapsed = vsearch_clusters(sequences, identity, folder)
         print(f"| VSEARCH --cluster_fast --id {identity} | test + test_unseen | {len(bins)} | {len(set(bins))} | "
               f"{clusters.max() + 1} | {100 * adjusted_mutual_info_score(bins, clusters):.1f} | {elapsed:.1f} |", flush=True)
 

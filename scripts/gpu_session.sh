@@ -21,9 +21,9 @@ SCREEN_SEEDS=${SCREEN_SEEDS:-0 1}
 # the time left, then runs the full protocol on it. The next session's run, with RESULTS.md's question:
 #   BEST=visible PAPER_STEPS=6000 OUT=$OUT bash scripts/gpu_session.sh
 BEST=${BEST:-}
-# Pretraining on barcodes registered to the COI-5P reference frame (train.py --register_frame, RESULTS.md "Reading
+# Pretraining on barcodes registered to the COI-5P reference frame (train.py's default, RESULTS.md "Reading
 # frames"); REGISTER_FRAME=0 trains on barcodes as they are, as the 2026-11-27 session did.
-FRAME_FLAG=$([ "${REGISTER_FRAME:-1}" = 1 ] && echo --register_frame)
+FRAME_FLAG="--register_frame $([ "${REGISTER_FRAME:-1}" = 1 ] && echo on || echo off)"
 SCREEN_RECIPES=${SCREEN_RECIPES:-paper visible visible_soft soft reference_optimiser visible_mask25 contrastive visible_contrastive}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/session.log") 2>&1

@@ -132,6 +132,10 @@ def error_line(capsys) -> str:
         (["cluster", "--candidates", "0"], r"cluster: argument --candidates: must be a whole number of at least 1"),
         (["cluster", "--identity", "97"], r"argument --identity: must be a fraction from 0 to 1, got 97"),
         (["cluster", "--threshold", "2"], r"argument --threshold: must be a cosine distance between 0 and 2"),
+        (["cluster", "--method", "average"], r"argument --method: invalid choice: 'average'"),
+        (["identify", "--margin", "2"], r"argument --margin: must be a number from 0 to 1, got 2"),
+        (["identify", "--rule", "majority"], r"argument --rule: invalid choice: 'majority'"),
+        (["identify", "--measure", "global"], r"argument --measure: invalid choice: 'global'"),
         (["embed", "--batch_size", "many"], r"argument --batch_size: must be a whole number of at least 1, got 'many'"),
         (["embed", "--layer", "-2"], r"argument --layer: must be a layer"),
         (["embed", "--on_bad_sequence", "drop"], r"argument --on_bad_sequence: invalid choice: 'drop'"),
@@ -258,3 +262,46 @@ def test_evaluate_checks_barcodes_before_writing_and_can_skip(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
     kept = load_splits(path, ["train"], on_bad_sequence="skip", min_run=4)["train"]
     assert kept.rows_before_dedup == (frame.split == "train").sum() - 1
+
+
+def test_identify_rule_lca_abstains_where_best_calls_and_measure_infix_is_the_library(tmp_path, fixture_path):
+    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.files import read_records
+    from barcodemae.identify import RANKS, Reference, identify
+
+    arguments = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
+                 "--reference_splits", "train", "--no_progress", "--output"]  # fmt: skip
+    tables = {}
+    runs = {"best": [], "lca": ["--rule", "lca", "--margin", "0.01"], "infix": ["--measure", "infix"]}
+    for name, options in runs.items():
+        assert main([*arguments, str(tmp_path / f"{name}.tsv"), *options]) == 0
+        tables[name] = pd.read_csv(tmp_path / f"{name}.tsv", sep="\t", keep_default_na=False)
+    best, lca = tables["best"], tables["lca"]
+    for rank in RANKS:
+        assert (best[f"{rank}_best_hit"] == lca[f"{rank}_best_hit"]).all()  # the same guess, fewer calls
+        made = lca[rank] != ""
+        assert (lca[rank][made] == best[rank][made]).all() and made.sum() <= (best[rank] != "").sum()
+    assert (lca.genus != "").sum() < (best.genus != "").sum()
+    reference = read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)
+    queries = read_records(fixture_path, ["test_unseen"])
+    calibrated = Reference.calibrated(kmer_embeddings(reference.sequences, 6), reference.labels, reference.sequences,
+                                      measure="infix")  # fmt: skip
+    expected = identify(calibrated, kmer_embeddings(queries.sequences, 6), query_sequences=queries.sequences)
+    for rank in RANKS:
+        assert list(tables["infix"][rank]) == list(expected[rank]), rank
+
+
+def test_cluster_method_centroid_is_the_library(tmp_path, fixture_path, capsys):
+    from barcodemae.clustering import centroid_clusters
+    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.files import read_records
+
+    output = tmp_path / "clusters.tsv"
+    assert main(["cluster", str(fixture_path), "--splits", "test", "test_unseen", "--method", "centroid",
+                 "--identity", "0.98", "--output", str(output), "--no_progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "greedy centroids by abundance at 0.98 overlap identity over 20 candidates" in printed
+    assert float(printed.split("AMI against dna_bin ")[1].split()[0]) > 0.95
+    sequences = read_records(fixture_path, ["test", "test_unseen"]).sequences
+    expected = centroid_clusters(kmer_embeddings(sequences, 6), sequences, 0.98)
+    assert list(pd.read_csv(output, sep="\t").cluster) == list(expected)

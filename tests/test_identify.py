@@ -6,7 +6,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from barcodemae.clustering import identity_clusters, threshold_clusters
+from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.errors import UserError
@@ -113,3 +113,81 @@ def test_identity_clusters_recover_bins_better_than_cosine(fixture_path):
     by_identity = adjusted_mutual_info_score(bins[known], identity_clusters(vectors, sequences)[known])
     by_cosine = adjusted_mutual_info_score(bins[known], threshold_clusters(vectors)[known])
     assert by_identity > by_cosine and by_identity > 0.95
+
+
+def test_rules_best_hit_lca_and_vote():
+    """One reference of genus A nearest the query, four of genus B a little farther: the best hit says A at every
+    rank (the default), the vote of the 5 nearest says B, lca abstains where hits within its margin disagree."""
+    angles = np.array([0.0, 0.10, 0.11, 0.12, 0.13, 1.5])
+    vectors = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    labels = {"species": np.array(["A a", "B b", "B b", "B c", "B c", "C d"]),
+              "genus": np.array(["A", "B", "B", "B", "B", "C"]), "family": np.array(["F"] * 5 + ["G"])}  # fmt: skip
+    reference = Reference(vectors, labels, {"species": -1.0, "genus": -1.0, "family": -1.0})
+    query = vectors[:1]
+    best = identify(reference, query, k=5)
+    assert (best.species[0], best.genus[0], best.family[0]) == ("A a", "A", "F")
+    assert best.genus_agreement[0] == pytest.approx(0.2) and best.family_agreement[0] == pytest.approx(1.0)
+    vote = identify(reference, query, k=5, rule="vote")
+    assert (vote.species[0], vote.genus[0]) == ("A a", "B")  # species stays the best hit
+    lca = identify(reference, query, k=5, rule="lca", margin=0.05)  # cos(0.13) = 0.9916: all five within the margin
+    assert (lca.species[0], lca.genus[0], lca.family[0]) == ("", "", "F") and lca.genus_best_hit[0] == "A"
+    assert identify(reference, query, k=5, rule="lca", margin=0.0).genus[0] == "A"  # no other hit that close
+    with pytest.raises(UserError, match="rule must be one of best, lca, vote"):
+        identify(reference, query, rule="majority")
+
+
+def random_barcode(rng, length: int) -> str:
+    return "".join(rng.choice(list("ACGT"), size=length))
+
+
+def substituted(barcode: str, rng, count: int) -> str:
+    """`barcode` with `count` substitutions at distinct random positions."""
+    bases = list(barcode)
+    for position in rng.choice(len(bases), size=count, replace=False):
+        bases[position] = {"A": "C", "C": "G", "G": "T", "T": "A"}[bases[position]]
+    return "".join(bases)
+
+
+def test_overlap_identity_does_not_charge_an_overhang():
+    from barcodemae.alignment import alignment_identity, overlap_alignment, overlap_identity
+
+    gene = random_barcode(np.random.default_rng(1), 700)
+    left, right = gene[:500], gene[100:650]  # 400 nt in common, each hangs over an end of the other
+    assert alignment_identity(left, right) < 0.85 and overlap_alignment(left, right) == (1.0, 400)
+    mismatch = right[:200] + {"A": "C", "C": "G", "G": "T", "T": "A"}[right[200]] + right[201:]
+    assert overlap_identity(left, mismatch) == pytest.approx(1 - 1 / 400)
+    assert overlap_identity(left, right, min_overlap=450) == alignment_identity(left, right)  # too little overlap
+    ambiguous = left[:300] + "N" + left[301:]
+    assert overlap_identity(ambiguous, right) == 1.0  # N matches any base, in the overlap as everywhere
+    inside = gene[150:450]
+    assert overlap_alignment(inside, gene) == (1.0, 300)  # inside the other: the infix alignment itself
+    assert overlap_identity(substituted(inside, np.random.default_rng(2), 3), gene) == pytest.approx(0.99)
+    assert overlap_identity("", gene) == 0.0
+
+
+def test_centroid_clusters_do_not_chain_and_follow_the_order():
+    """b0 ~ b1 97.3%, b1 ~ b2 98.3%, b0 ~ b2 95.7%: single linkage at 97% chains all three; greedy centroids keep every
+    member at least 97% alike its centroid, and which centroids are founded depends on the order."""
+    rng = np.random.default_rng(0)
+    b0 = random_barcode(rng, 300)
+    b1 = substituted(b0, rng, 8)
+    b2 = substituted(b1, rng, 5)
+    sequences = [b0, b1, b2, b2, b2]  # b2 three times: the most abundant
+    vectors = kmer_embeddings(sequences, 4)
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4)) == [0, 0, 0, 0, 0]
+    assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4, order="length")) == [0, 0, 1, 1, 1]
+    assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4)) == [0, 1, 1, 1, 1]  # b2 founds first
+    weights = np.array([1, 10, 1, 1, 1])  # given abundances: b1 founds first, and both others are 97% alike it
+    assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4, abundances=weights)) == [0, 0, 0, 0, 0]
+    assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4, block_size=2)) == [0, 1, 1, 1, 1]
+    with pytest.raises(UserError, match="order must be one of abundance, length"):
+        centroid_clusters(vectors, sequences, order="random")
+
+
+def test_centroid_clusters_recover_the_fixture_bins(fixture_path):
+    splits = load_splits(fixture_path, ["test", "test_unseen"])
+    sequences = splits["test"].sequences + splits["test_unseen"].sequences
+    bins = np.concatenate([splits["test"].labels["dna_bin"], splits["test_unseen"].labels["dna_bin"]])
+    known = bins != ""
+    clusters = centroid_clusters(kmer_embeddings(sequences, 6), sequences)
+    assert adjusted_mutual_info_score(bins[known], clusters[known]) > 0.97

@@ -83,12 +83,12 @@ def test_identity_matrix_is_symmetric_alignment_identity(pretraining_barcodes):
     assert matrix[1, 3].item() == pytest.approx(alignment_identity(sequences[1], sequences[3]))
 
 
-def test_train_py_runs_identity_distillation_on_registered_barcodes(tmp_path):
+def test_train_py_runs_identity_distillation_and_registers_frames_by_default(tmp_path):
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     tiny = [f"--{key}={value}" for key, value in tiny_config_kwargs(decoder_num_hidden_layers=1).items()]
     train.main(["--output_dir", str(tmp_path / "out"), "--mixed_precision", "no", "--logging_steps", "2", *tiny,
-                "--recipe", "identity", "--register_frame", "--max_steps", "4", "--per_device_train_batch_size", "16",
+                "--recipe", "identity", "--max_steps", "4", "--per_device_train_batch_size", "16",
                 "--identity_neighbours", "3", "--checkpointing_steps", "0", "--report_to", "none"])  # fmt: skip
     AcceleratorState._reset_state(True)
     GradientState._reset_state()

@@ -306,3 +306,10 @@ def test_command_prints_one_error_line(tmp_path, content, message):
     lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
     assert result.returncode == 2 and lines[-1].startswith("error: ") and "barcodes.csv" in lines[-1]
     assert message in lines[-1] and "Traceback" not in result.stderr
+
+
+def test_register_frame_off_exports_a_tokenizer_that_reads_barcodes_from_their_first_base(tmp_path):
+    run(tmp_path, "--max_steps", "1", "--checkpointing_steps", "0", "--register_frame", "off", "--report_to", "none")
+    saved = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
+    assert saved["register_frame"] is False
+    assert "reference frame" not in (tmp_path / "out" / "README.md").read_text()
