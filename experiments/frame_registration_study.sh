@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Reading-frame registration (RESULTS.md, "Reading frames"): the shipped checkpoint and two untrained encoders with
-# registration, the `paper` and `visible` recipes pretrained on registered barcodes (4+4 x 256, the shipped
-# checkpoint's settings: 800 steps of 64, lr 5e-4, seed 1), and the full protocol on all of them.
+# Reading-frame registration (RESULTS.md, "Reading frames"): the previous checkpoint and two untrained encoders with
+# registration, the `paper` and `visible` recipes pretrained on registered barcodes (4+4 x 256, the previous
+# checkpoint's settings: 800 steps of 64, lr 5e-4, seed 1) and `identity` (400 steps), the full protocol on all of them
+# and kmer:6, the released checkpoint (the `visible` run at layer 0), and the checkpoint as identify's retriever.
 #   bash experiments/frame_registration_study.sh [DATA_FILE] [OUT_DIR]
-# Two processes at a time, one thread each (2 cores); about 1 h 40 min on the 2-core AMD EPYC.
+# Run on 2026-12-01 (by hand, with these commands) in about 2 h on the 2-core AMD EPYC, up to three processes at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/bold_insecta_coi.csv.gz}
@@ -11,7 +12,9 @@ OUT=${2:-outputs/frame}
 mkdir -p "$OUT"
 SECONDS=0
 
-# 1. Registered copies: the untrained encoders train.py starts from (--seed 0, 1) and the shipped checkpoint.
+# 1. Registered copies: the untrained encoders train.py starts from (--seed 0, 1) and the previous checkpoint (the one
+#    released before this study, commit 1735ec0).
+mkdir -p "$OUT/previous" && git archive 1735ec0 checkpoints/barcodemae-4x256-bold | tar -x -C "$OUT/previous"
 PYTHONPATH=. python - "$OUT" <<'PY'
 import shutil, sys
 from accelerate.utils import set_seed
@@ -26,20 +29,23 @@ for seed in (0, 1):
         folder = f"{out}/untrained-4x256-s{seed}" + ("-reg" if register else "")
         model.barcodemae.save_pretrained(folder)
         BarcodeMAETokenizer(register_frame=register).save_pretrained(folder)
-shutil.copytree("checkpoints/barcodemae-4x256-bold", f"{out}/shipped-reg", dirs_exist_ok=True)
+shutil.copytree(f"{out}/previous/checkpoints/barcodemae-4x256-bold", f"{out}/shipped-reg", dirs_exist_ok=True)
+for code in ("configuration_barcodemae.py", "modeling_barcodemae.py", "tokenization_barcodemae.py"):  # today's code
+    shutil.copy(code, f"{out}/shipped-reg")
 BarcodeMAETokenizer(register_frame=True).save_pretrained(f"{out}/shipped-reg")
 PY
 
 # 2. Pretraining on registered barcodes, with probes every 200 steps.
-pretrain() {  # recipe
+pretrain() {  # recipe steps
   local run="$OUT/$1-reg-seed1"
   [ -f "$run/model.safetensors" ] && return
-  OMP_NUM_THREADS=1 python train.py --data_file "$DATA" --model_size small --recipe "$1" --register_frame \
-    --max_steps 800 --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_ratio 0.05 \
+  OMP_NUM_THREADS=1 python train.py --data_file "$DATA" --model_size small --recipe "$1" --register_frame on \
+    --max_steps "$2" --per_device_train_batch_size 64 --learning_rate 5e-4 --warmup_ratio 0.05 \
     --checkpointing_steps 200 --save_total_limit 0 --eval_steps 200 --logging_steps 20 --report_to none --seed 1 \
     --probe_file "$DATA" --probe_steps 200 --output_dir "$run" > "$run.log" 2>&1
 }
-pretrain paper & pretrain visible & wait
+pretrain paper 800 & pretrain visible 800 & wait
+pretrain identity 400
 echo "pretraining: ${SECONDS}s"
 
 # 3. The full protocol, registered encoders (the unregistered rows are RESULTS.md's "recipe study" table).
@@ -49,7 +55,25 @@ protocol() {  # name models...
     --no_progress --models "$@" > "$OUT/protocol_$name.log" 2>&1
 }
 protocol baselines "$OUT/untrained-4x256-s0-reg@-1" "$OUT/untrained-4x256-s1-reg@-1" "$OUT/shipped-reg@0" &
-protocol trained "$OUT/paper-reg-seed1@0" "$OUT/paper-reg-seed1@-1" "$OUT/visible-reg-seed1@0" \
-  "$OUT/visible-reg-seed1@-1" &
+protocol trained "$OUT/paper-reg-seed1@0" "$OUT/visible-reg-seed1@0" &
 wait
+protocol identity "$OUT/identity-reg-seed1@0" "$OUT/identity-reg-seed1@-1" & protocol kmer kmer:6 & wait
+echo "protocol: ${SECONDS}s"
+
+# 4. The released checkpoint: the `visible` run, pooling layer 0, registration on, its model card with the table.
+python experiments/release_checkpoint.py --encoder "$OUT/visible-reg-seed1" --pooling_layer 0 --register_frame on \
+  --results "$OUT/protocol_kmer/results.json" "$OUT/protocol_baselines/results.json" "$OUT/protocol_trained/results.json" \
+  --training experiments/release/barcodemae-4x256-bold.training.json --row "kmer:6=kmer:6" \
+  --row "untrained encoder, seed 0 (registered)=$OUT/untrained-4x256-s0-reg" \
+  --row "untrained encoder, seed 1 (registered)=$OUT/untrained-4x256-s1-reg" \
+  --row "previous checkpoint (paper recipe, unregistered pretraining; registered here)=$OUT/shipped-reg@0" \
+  --row "**this model** (pooling_layer 0, the default)=$OUT/visible-reg-seed1@0" \
+  --notes "$(cat experiments/release/barcodemae-4x256-bold.notes.md)"
+
+# 5. The checkpoint as the retriever of `barcodemae identify`, beside kmer:6 (val to judge, test to report).
+for splits in "val val_unseen" "test test_unseen"; do
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=1 python benchmarks/bench_identify.py --data_file "$DATA" --models kmer:6 \
+    checkpoints/barcodemae-4x256-bold --sections identify --query_splits $splits
+done
 echo "total: ${SECONDS}s"
