@@ -2,8 +2,8 @@
 define each one, in one place (train.py's `--recipe`, the study in experiments/feature_study.py).
 
 `paper` is the paper's recipe, i.e. the `BarcodeMAEConfig` defaults with train.py's optimiser. RESULTS.md ("The
-recipe study") reports what each recipe gives (frozen-feature probes on real barcodes) and why `DEFAULT_RECIPE` is
-train.py's default.
+recipe study", and "Reading frames" for barcodes registered to one reading frame) reports what each recipe gives
+(frozen-feature probes on real barcodes) and why `DEFAULT_RECIPE` is train.py's default.
 """
 
 REFERENCE_OPTIMISER = {  # bioscan-ml/BarcodeMAE pretraining.py: AdamW, lr 1e-4 per 64 barcodes, OneCycle, wd 1e-5
@@ -12,7 +12,7 @@ REFERENCE_OPTIMISER = {  # bioscan-ml/BarcodeMAE pretraining.py: AdamW, lr 1e-4 
 RECIPES: dict[str, dict] = {
     "paper": {},  # masked k-mers only, one-hot targets
     # The paper's objective, features pooled from the embedding layer (the learned k-mer embeddings): the best frozen
-    # features of the study at 4+4 x 256 (RESULTS.md): within an untrained encoder's seed range, far above layer -1.
+    # features of the recipe study at 4+4 x 256 without registration: within an untrained encoder's seed range.
     "paper_layer0": {"pooling_layer": 0},
     "visible": {"masked_loss_weight": 0.5},  # the reference's --separate_loss --masked_loss_weight 0.5
     # The visible-token term, features pooled from the embedding layer: with frame registration, the one recipe whose
