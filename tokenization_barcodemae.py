@@ -224,7 +224,7 @@ class BarcodeMAETokenizer(PreTrainedTokenizerFast):
 
     def _register(self, sequences: list[str]) -> list[str]:
         """The sequences minus the leading bases registration drops (counted without gaps and whitespace)."""
-        dropped = self._locate([self._base_codes(sequence) for sequence in sequences])["dropped_bases"]
+        dropped = self.frame_registration(sequences)["dropped_bases"]
         return [_without_leading_bases(sequence, int(count)) for sequence, count in zip(sequences, dropped)]
 
     def _encode_plus(self, text, text_pair=None, is_split_into_words=False, **kwargs):
