@@ -63,6 +63,7 @@ from barcodemae.identify import (  # noqa: E402
 LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_barcode", "split"]
 WEITSCHEK = ("bats", "birds", "cypraeidae", "drosophila", "fishes")
 TOOLS = ("ours", "blast", "vsearch")
+CLUSTER_METHODS = ("centroid-abundance", "centroid-length", "single")
 
 
 def thin(split: SplitData, fraction: float, seed: int) -> SplitData:
@@ -211,7 +212,7 @@ def identify_rows(dataset, density, reference_split, reference_vectors, queries,
         setup = time.perf_counter() - started
         for split, vectors in zip(queries, query_vectors):
             started = time.perf_counter()
-            indices, similarities = ranked_neighbours(reference, vectors, split.sequences, DEFAULT_CANDIDATES)
+            indices, similarities = ranked_neighbours(reference, vectors, split.sequences, args.candidates)
             seconds = setup + time.perf_counter() - started
             for rule in args.rules:
                 for margin in args.margins if rule == "lca" else [DEFAULT_MARGIN]:
@@ -292,18 +293,19 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=0.05)
     parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS, help="ours, BLAST, VSEARCH")
     parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.975, 0.98, 0.985, 0.99])
-    parser.add_argument("--cluster_methods", nargs="+", default=["centroid-abundance", "centroid-length", "single"],
-                        choices=["centroid-abundance", "centroid-length", "single"])  # fmt: skip
+    parser.add_argument("--cluster_methods", nargs="+", default=list(CLUSTER_METHODS), choices=CLUSTER_METHODS)
     parser.add_argument("--cluster_candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES)
+    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="proposed per query (identify)")
+    parser.add_argument("--model", default="kmer:6", help="the embedding that proposes candidates (kmer:K or a folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     import datasets
 
     datasets.disable_progress_bars()
-    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}; CPU {cpu_description()}, 1 thread; "
+    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}, model {args.model}, {args.candidates} candidates; CPU {cpu_description()}, 1 thread; "
           f"torch {torch.__version__}", flush=True)  # fmt: skip
-    encoder = load_encoder("kmer:6")
+    encoder = load_encoder(args.model)
     wanted = (lambda name: args.datasets is None or name in args.datasets)  # noqa: E731
     results = []
     with tempfile.TemporaryDirectory() as temporary:
