@@ -6,6 +6,11 @@ import json
 
 from configuration_barcodemae import BarcodeMAEConfig
 
+HUB_OWNER = "barcodemae"  # the Hub namespace of the released model and its demo Space (one place to change it)
+MODEL_ID = f"{HUB_OWNER}/barcodemae-4x256-bold"
+SPACE_ID = f"{HUB_OWNER}/barcodemae-demo"
+SPACE_URL = f"https://huggingface.co/spaces/{SPACE_ID}"
+
 DOMAIN = {
     False: "- Trained on insect COI-5P barcodes (~660 bp, non-overlapping 6-mers from the first base): other markers, "
            "taxa or\n  read types are out of its domain, and barcodes that start elsewhere in the gene shift every k-mer.",
