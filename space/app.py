@@ -32,7 +32,7 @@ from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.errors import USER_ERRORS, UserError  # noqa: E402
 from barcodemae.files import read_records, write_embeddings, write_table  # noqa: E402
 from barcodemae.identify import RANKS, Reference, identify  # noqa: E402
-from barcodemae.model_card import MODEL_ID  # noqa: E402
+from barcodemae.model_card import IDENTIFY_COMPARISON, MODEL_ID  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "checkpoints" / "barcodemae-4x256-bold"  # shipped in the clone and uploaded with the Space
 REFERENCE_SPLITS = ("train",)  # the bundled fixture's labelled reference (455 distinct barcodes)
@@ -50,9 +50,8 @@ How it works: the BarcodeMAE model ([`{MODEL_ID}`](https://huggingface.co/{MODEL
 nearest reference barcodes, alignment identity ranks them and decides the call, as `barcodemae identify --model` does.
 A rank gets no call (an abstention) when the best hit is less alike than the reference's own barcodes of one taxon
 usually are (the threshold in the table). With the bundled reference ({{reference}}: a demo, not BOLD) a barcode of a
-species it lacks should get a genus, not a species. On 108k BOLD barcodes this
-retriever called the genus of unseen species right 77.4% of the time against 73.9% for 6-mer counts (`kmer:6`, the
-command line's default) and 76.1% for BLAST; see the model card for the comparison with an untrained encoder."""
+species it lacks should get a genus, not a species. {IDENTIFY_COMPARISON} (`kmer:6`, 6-mer counts, is the
+command line's default retriever.) The model card compares the model with an untrained encoder too."""
 
 
 def pasted_fasta(text: str) -> str:
