@@ -118,7 +118,7 @@ class Demo:
         except USER_ERRORS as error:
             return f"**error:** {error}", None, None, None, None
         progress(0.1, desc="embedding")
-        vectors = self.encoder.embed(queries.sequences)
+        vectors = self.encoder.embed(queries.sequences, progress="embedding")
         progress(0.2, desc="aligning to the nearest references")
         table = identify(self.reference, vectors, query_sequences=queries.sequences, progress=True)
         table.insert(0, "query", queries.ids)

@@ -137,7 +137,7 @@ def test_browser_pastes_two_barcodes_and_reads_the_table(app_url, examples, monk
     monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager never looks anything up
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2000"):
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,2100"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
