@@ -2,7 +2,7 @@
 """The BIOSCAN-5M frozen-feature protocol: `barcodemae evaluate`, as a script.
 
     python evaluate_probes.py --models kmer:4 kmer:6 outputs/barcodemae-small \
-        --data_file data/bioscan_fixture.csv.gz --output_dir outputs/probes
+        --data_file barcodemae/bioscan_fixture.csv.gz --output_dir outputs/probes
 
 The protocol is `barcodemae.protocol` (documented there); this file keeps the old command and import name.
 """

@@ -36,7 +36,7 @@ FASTA_SUFFIXES = (".fa", ".fasta", ".fas", ".fna")
 BAD_SEQUENCE_POLICIES = ("error", "skip")
 _BATCH = 10_000
 MAX_NUCLEOTIDES = BarcodeMAEConfig().max_sequence_length  # 660: the paper's; nucleotides kept per barcode
-FIXTURE = Path(__file__).resolve().parent.parent / "data" / "bioscan_fixture.csv.gz"  # the bundled real barcodes
+FIXTURE = Path(__file__).resolve().parent / "bioscan_fixture.csv.gz"  # the bundled real barcodes (package data)
 
 
 def _check_bad_sequence_policy(on_bad_sequence: str) -> None:

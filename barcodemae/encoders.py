@@ -230,6 +230,29 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _not_on_hub(name: str) -> str | None:
+    """Why `name`, which is no local folder, is no loadable Hub model either (None: it may be one). Asked once, without
+    the retries of `from_pretrained`: a folder name given from the wrong directory fails at once, not after 25 s."""
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None  # in the local Hub cache
+        if constants.HF_HUB_OFFLINE:
+            return "nor a Hub model in the local cache (HF_HUB_OFFLINE is set)"
+        model_info(name, timeout=10)
+    except GatedRepoError:
+        return None  # from_pretrained says what access it needs
+    except RepositoryNotFoundError:
+        return "nor a Hub model"
+    except HFValidationError:
+        return "nor a Hub id (owner/name)"
+    except HfHubHTTPError.__bases__ as error:  # the Hub client's HTTP errors: no connection, a timeout, a status
+        return f"and the Hub could not be asked for it ({type(error).__name__}: {error})"
+    return None
+
+
 def load_model(name: str, device: str = "cpu"):
     """AutoModel + AutoTokenizer from a local folder or the Hub (trust_remote_code), with clear errors."""
     from transformers import AutoModel, AutoTokenizer
@@ -243,6 +266,10 @@ def load_model(name: str, device: str = "cpu"):
             )
         available = sorted(path.name for path in local.iterdir())[:20]
         raise UserFileNotFoundError(f"model {name!r}: the folder has no config.json; it holds {available}")
+    problem = None if looks_local else _not_on_hub(name)
+    if problem:
+        raise UserFileNotFoundError(f"model {name!r}: no such folder in {Path.cwd()}, {problem} (models are a folder "
+                                    "with config.json, a Hub id, or kmer:K)")  # fmt: skip
     try:
         model = AutoModel.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)
         tokenizer = AutoTokenizer.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)

@@ -1,7 +1,7 @@
 """The BIOSCAN-5M frozen-feature protocol, for BarcodeMAE and any baseline, several models side by side.
 
     barcodemae evaluate --models kmer:4 kmer:6 outputs/barcodemae-small \
-        --data_file data/bioscan_fixture.csv.gz --output_dir outputs/probes
+        --data_file barcodemae/bioscan_fixture.csv.gz --output_dir outputs/probes
 
 Models: a local folder or Hub id loadable with `AutoModel` (BarcodeMAE through `trust_remote_code`), or `kmer:K`,
 the non-learned baseline (overlapping K-mer counts, normalised to frequencies). `MODEL@L` pools layer L

@@ -24,7 +24,7 @@ from transformers import BertConfig, BertModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from barcodemae.data import load_barcodes, prepare_barcodes  # noqa: E402
+from barcodemae.data import FIXTURE, load_barcodes, prepare_barcodes  # noqa: E402
 from barcodemae.encoders import embed_sequences  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEModel, masked_mean  # noqa: E402
@@ -57,7 +57,7 @@ def ours_embed(sequences: list[str], model, batch_size: int, layer: int, precisi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_file", default=str(ROOT / "data" / "bioscan_fixture.csv.gz"))
+    parser.add_argument("--data_file", default=str(FIXTURE))
     parser.add_argument("--count", type=int, default=300, help="the first COUNT distinct barcodes of the file")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2, help="model steps: best of this many runs")

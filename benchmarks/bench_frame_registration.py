@@ -24,6 +24,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from barcodemae.alignment import reference_start  # noqa: E402
+from barcodemae.data import FIXTURE  # noqa: E402
 from tokenization_barcodemae import FRAME_REFERENCE, FRAME_WINDOW, BarcodeMAETokenizer  # noqa: E402
 
 MAX_EDIT_FRACTION = 0.3  # an edlib placement with more edits than this is no placement
@@ -34,7 +35,7 @@ def datasets(data_dir: Path) -> dict[str, pd.DataFrame]:
     found = {}
     main = data_dir / "bold_insecta_coi.csv.gz"
     if not main.exists():
-        main = REPO / "data" / "bioscan_fixture.csv.gz"
+        main = FIXTURE
     found[main.name] = pd.read_csv(main, usecols=["dna_barcode", "species"], dtype=str, keep_default_na=False)
     extra = data_dir / "extra"
     if (extra / "weitschek_benchmarks.csv.gz").exists():

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForTokenClassification, BertModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcodemae.data import clean_barcode, load_barcodes  # noqa: E402
+from barcodemae.data import FIXTURE, clean_barcode, load_barcodes  # noqa: E402
 from barcodemae.recipes import SIZE_PRESETS  # noqa: E402
 from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining  # noqa: E402
@@ -106,7 +106,7 @@ def training_flops(config: BarcodeMAEConfig, batch: int, tokens: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_file", default=str(Path(__file__).resolve().parents[1] / "data" / "bioscan_fixture.csv.gz"))
+    parser.add_argument("--data_file", default=str(FIXTURE))
     parser.add_argument("--model_size", choices=sorted(SIZE_PRESETS), default="paper")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (after one warm-up)")

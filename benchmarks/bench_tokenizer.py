@@ -23,6 +23,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from barcodemae.data import FIXTURE  # noqa: E402
 from convert_original_checkpoint import original_token_ids  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, help="sequences per call (default: all in one call)")
     args = parser.parse_args()
 
-    data_file = Path(args.data_file) if Path(args.data_file).exists() else REPO / "data" / "bioscan_fixture.csv.gz"
+    data_file = Path(args.data_file) if Path(args.data_file).exists() else FIXTURE
     sequences = list(pd.read_csv(data_file, usecols=["dna_barcode"], dtype=str).dna_barcode)
     sequences = (sequences * (args.num_sequences // len(sequences) + 1))[: args.num_sequences]
     batch_size = args.batch_size or len(sequences)

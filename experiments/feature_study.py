@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from barcodemae.data import FIXTURE  # noqa: E402
 from barcodemae.feature_probes import FeatureProbe  # noqa: E402
 from barcodemae.recipes import RECIPES  # noqa: E402
 from barcodemae.encoders import kmer_embeddings  # noqa: E402
@@ -34,7 +35,7 @@ PROBE_METRICS = ("probe_genus_1nn_unseen", "probe_species_1nn", "probe_participa
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_file", default=str(ROOT / "data" / "bioscan_fixture.csv.gz"))
+    parser.add_argument("--data_file", default=str(FIXTURE))
     parser.add_argument("--output_dir", default="outputs/feature_study")
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=["paper", "visible", "contrastive"])
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["2x128"])

@@ -70,7 +70,7 @@ python experiments/release_checkpoint.py --encoder "$OUT/visible-reg-seed1" --po
   --row "untrained encoder, seed 0 (registered)=$OUT/untrained-4x256-s0-reg" \
   --row "untrained encoder, seed 1 (registered)=$OUT/untrained-4x256-s1-reg" \
   --row "previous checkpoint (paper recipe, unregistered pretraining; registered here)=$OUT/shipped-reg@0" \
-  --row "**this model** (pooling_layer 0, the default)=$OUT/visible-reg-seed1@0" \
+  --row "**this model** (embedding-layer features, its default)=$OUT/visible-reg-seed1@0" \
   --row "the same recipe, pretraining seed 0=$OUT/visible-reg-seed0@0" \
   --notes "$(cat experiments/release/barcodemae-4x256-bold.notes.md)"
 

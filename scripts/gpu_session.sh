@@ -40,7 +40,7 @@ if [ -d .whl ] && [ -z "${NO_WHEELS:-}" ]; then  # the image's pyarrow decides w
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, datasets; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__)" || exit 1
-[ -f "$DATA" ] || DATA=data/bioscan_fixture.csv.gz
+[ -f "$DATA" ] || DATA=barcodemae/bioscan_fixture.csv.gz
 echo "data: $DATA; $(elapsed) s"
 
 # 2. the screen. One warm-up step first writes the `datasets` caches that the parallel runs then share.

@@ -1,6 +1,6 @@
-"""Regenerate the bundled fixture `data/bioscan_fixture.csv.gz` from a BIOSCAN-5M-layout metadata file.
+"""Regenerate the bundled fixture `barcodemae/bioscan_fixture.csv.gz` (package data, `barcodemae.data.FIXTURE`) from a BIOSCAN-5M-layout metadata file.
 
-    python scripts/make_fixture.py ../shared/data/bold_insecta_coi.csv.gz data/bioscan_fixture.csv.gz
+    python scripts/make_fixture.py ../shared/data/bold_insecta_coi.csv.gz barcodemae/bioscan_fixture.csv.gz
 
 Keeps the source's columns and split names. Picks genera that have both seen (`train`/`test`) and
 unseen (`test_unseen`) species, so the open-world genus task is well posed on the fixture, and

@@ -1,0 +1,204 @@
+"""BarcodeMAE demo: identify insect COI barcodes in the browser, against a reference bundled with the toolkit.
+
+    pip install -e ".[demo]"              # in a clone of the repository (torch==2.13.0 first, see README)
+    python space/app.py                   # http://127.0.0.1:7860; --model FOLDER_OR_HUB_ID, --port N
+
+A thin page over the toolkit: `barcodemae.encoders.load_encoder` loads the model (AutoModel / AutoTokenizer with
+trust_remote_code), `barcodemae.files.read_records` reads and checks the barcodes, `barcodemae.identify` calls the
+taxa, as `barcodemae identify QUERIES --reference FIXTURE --reference_splits train --model MODEL` does. The
+reference is embedded and calibrated once, at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the toolkit beside this folder: a clone, or the Space's copy (space/push_to_hub.py)
+
+import gradio as gr  # noqa: E402
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from barcodemae.data import FIXTURE  # noqa: E402
+from barcodemae.encoders import load_encoder  # noqa: E402
+from barcodemae.errors import USER_ERRORS, UserError  # noqa: E402
+from barcodemae.files import read_records, write_embeddings, write_table  # noqa: E402
+from barcodemae.identify import RANKS, Reference, identify  # noqa: E402
+from barcodemae.model_card import IDENTIFY_COMPARISON, MODEL_ID  # noqa: E402
+
+DEFAULT_MODEL = ROOT / "checkpoints" / "barcodemae-4x256-bold"  # shipped in the clone and uploaded with the Space
+REFERENCE_SPLITS = ("train",)  # the bundled fixture's labelled reference (455 distinct barcodes)
+MAX_QUERIES = 1000  # per run: about 30 s on two CPU cores; more is a job for `barcodemae identify`
+EXAMPLE_IDS = ("AGIRI262-17", "BBDCP593-10")  # Aedes aegypti (in the reference), Aedes vexans (not in it)
+PLAIN_HEADER = "query"  # pasted barcodes without FASTA headers are named query_1, query_2, ...
+
+INTRODUCTION = f"""# BarcodeMAE: identify insect COI barcodes
+
+Paste DNA barcodes (COI-5P, the ~658 bp Folmer region; FASTA or one barcode per line) or upload a file (FASTA, CSV,
+TSV or parquet with a `dna_barcode`, `nucleotides` or `sequence` column), then press **Identify**. At most
+{MAX_QUERIES:,} barcodes per run.
+
+How it works: the BarcodeMAE model ([`{MODEL_ID}`](https://huggingface.co/{MODEL_ID})) proposes each barcode's 50
+nearest reference barcodes, alignment identity ranks them and decides the call, as `barcodemae identify --model` does.
+A rank gets no call (an abstention) when the best hit is less alike than the reference's own barcodes of one taxon
+usually are (the threshold in the table). With the bundled reference ({{reference}}: a demo, not BOLD) a barcode of a
+species it lacks should get a genus, not a species. {IDENTIFY_COMPARISON} (`kmer:6`, 6-mer counts, is the
+command line's default retriever.) The model card compares the model with an untrained encoder too."""
+
+
+def pasted_fasta(text: str) -> str:
+    """FASTA of pasted barcodes: FASTA as it is, else one barcode per non-empty line (named query_1, query_2, ...)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise UserError("no barcode: paste one or more (FASTA, or one per line) or upload a file")
+    if lines[0].startswith(">"):
+        return "\n".join(lines) + "\n"
+    return "".join(f">{PLAIN_HEADER}_{number}\n{line}\n" for number, line in enumerate(lines, 1))
+
+
+def _call_text(table: pd.DataFrame, rank: str, threshold: float) -> list[str]:
+    """Per query: the call with its identity, or the abstention with the best hit and why."""
+    calls, hits, similarities = table[rank], table[f"{rank}_best_hit"], table[f"{rank}_similarity"]
+    return [f"{call} ({similarity:.3f})" if call else
+            (f"no call: best hit {hit}, {similarity:.3f} < {threshold:.3f}" if hit else "no call: no labelled hit")
+            for call, hit, similarity in zip(calls, hits, similarities)]  # fmt: skip
+
+
+class Demo:
+    """The model and the reference, embedded and calibrated once; `run` identifies what a visitor gives."""
+
+    def __init__(self, model: str | Path = DEFAULT_MODEL):
+        self.encoder = load_encoder(str(model), device="cpu")
+        self.reference_records = read_records(FIXTURE, REFERENCE_SPLITS, label_columns=RANKS, deduplicate=True,
+                                              min_run=self.encoder.min_run)  # fmt: skip
+        vectors = self.encoder.embed(self.reference_records.sequences)
+        self.reference = Reference.calibrated(vectors, self.reference_records.labels, self.reference_records.sequences)
+        self.map_centre, self.map_axes = self._principal_axes(vectors)
+        self.reference_map = self._project(vectors)
+
+    @staticmethod
+    def _principal_axes(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        centre = vectors.mean(0)
+        return centre, np.linalg.svd(vectors - centre, full_matrices=False)[2][:2]
+
+    def _project(self, vectors: np.ndarray) -> np.ndarray:
+        return (vectors - self.map_centre) @ self.map_axes.T
+
+    def read_queries(self, text: str, upload: str | None, folder: Path):
+        """The barcodes of the upload, else of the pasted text, checked by the toolkit's reader; errors name the
+        pasted record or the uploaded file, not a temporary path."""
+        if upload:
+            path, shown = Path(upload), Path(upload).name
+        else:
+            path, shown = folder / "pasted.fasta", "pasted barcodes"
+            path.write_text(pasted_fasta(text or ""))
+        try:
+            records = read_records(path, min_run=self.encoder.min_run)
+        except USER_ERRORS as error:
+            raise UserError(str(error).replace(str(path), shown)) from None
+        if len(records) > MAX_QUERIES:
+            raise UserError(f"{shown}: {len(records):,} barcodes; this demo identifies at most {MAX_QUERIES:,} per run "
+                            "(split them, or run `barcodemae identify` on your machine)")  # fmt: skip
+        return records
+
+    def run(self, text: str, upload: str | None, progress=gr.Progress(track_tqdm=True)):
+        """(message, calls shown, calls.tsv, embeddings.parquet, map): the page's outputs; bad input: a message."""
+        folder = Path(tempfile.mkdtemp(prefix="barcodemae-demo-"))
+        try:
+            progress(0.0, desc="reading the barcodes")
+            queries = self.read_queries(text, upload, folder)
+        except USER_ERRORS as error:
+            return f"**error:** {error}", None, None, None, None
+        progress(0.1, desc="embedding")
+        vectors = self.encoder.embed(queries.sequences, progress="embedding")
+        progress(0.2, desc="aligning to the nearest references")
+        table = identify(self.reference, vectors, query_sequences=queries.sequences, progress=True)
+        table.insert(0, "query", queries.ids)
+        table["nearest_reference"] = [self.reference_records.ids[index] for index in table["nearest_reference"]]
+        shown = pd.DataFrame({"query": table["query"], "nearest reference": table["nearest_reference"],
+                              "identity": table["nearest_similarity"].astype(float).round(3)})  # fmt: skip
+        for rank in RANKS:
+            shown[rank] = _call_text(table, rank, self.reference.thresholds[rank])
+        summary = ", ".join(f"{rank} {(table[rank] != '').sum()}" for rank in RANKS)
+        message = f"{len(queries)} barcodes identified against {len(self.reference_records)} reference barcodes; called: {summary}."
+        calls = write_table(folder / "calls.tsv", table)
+        embeddings = write_embeddings(folder / "embeddings.parquet", queries.ids, vectors)[0]
+        return message, shown, str(calls), str(embeddings), self.figure(vectors, queries.ids)
+
+    def figure(self, vectors: np.ndarray, ids: list[str]) -> Figure:
+        """The queries (black stars) among the reference barcodes, coloured by order, on the reference's first two
+        principal axes of the model's embedding."""
+        figure = Figure(figsize=(7, 5), layout="constrained")
+        axes = figure.subplots()
+        orders = self.reference.labels["order"]
+        for order in sorted(set(orders) - {""}):
+            points = self.reference_map[orders == order]
+            axes.scatter(points[:, 0], points[:, 1], s=8, alpha=0.5, label=order)
+        placed = self._project(vectors)
+        axes.scatter(placed[:, 0], placed[:, 1], marker="*", s=160, c="black", label="your barcodes")
+        for (x, y), name in list(zip(placed, ids))[:20]:
+            axes.annotate(name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
+        axes.set(xlabel="principal axis 1", ylabel="principal axis 2",
+                 title="Your barcodes among the reference (coloured by order)")  # fmt: skip
+        axes.legend(fontsize=8, markerscale=1.5)
+        return figure
+
+    def describe_reference(self) -> str:
+        labels = self.reference.labels
+        return (f"{len(self.reference_records)} distinct barcodes of {len(set(labels['genus']) - {''})} insect genera "
+                f"in {len(set(labels['order']) - {''})} orders")
+
+    def examples(self) -> str:
+        """Two fixture barcodes as FASTA (`EXAMPLE_IDS`), for the Example button."""
+        records = read_records(FIXTURE, min_run=self.encoder.min_run)
+        sequences = dict(zip(records.ids, records.sequences))
+        return "".join(f">{name}\n{sequences[name]}\n" for name in EXAMPLE_IDS)
+
+
+def build(demo: Demo) -> gr.Blocks:
+    with gr.Blocks(title="BarcodeMAE: identify COI barcodes") as page:
+        gr.Markdown(INTRODUCTION.format(reference=demo.describe_reference()))
+        with gr.Row():
+            text = gr.Textbox(label="Barcodes (FASTA or one per line)", lines=8, elem_id="barcodes",
+                              placeholder=">my_specimen\nAACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGA...")  # fmt: skip
+            upload = gr.File(label="or a file", file_types=[".fasta", ".fa", ".fas", ".csv", ".tsv", ".txt", ".parquet",
+                                                             ".gz"], type="filepath")  # fmt: skip
+        with gr.Row():
+            example = gr.Button("Example: two fixture barcodes")
+            button = gr.Button("Identify", variant="primary", elem_id="identify")
+        message = gr.Markdown(elem_id="message")
+        calls = gr.Dataframe(label="Identification (identity of the nearest reference carrying each call)",
+                             elem_id="calls", wrap=True)  # fmt: skip
+        with gr.Row():
+            tsv = gr.File(label="calls.tsv (every column of barcodemae identify)")
+            embeddings = gr.File(label="embeddings.parquet (id, embedding)")
+        plot = gr.Plot(label="Map")
+        example.click(demo.examples, outputs=text, api_name="example")
+        button.click(demo.run, inputs=[text, upload], outputs=[message, calls, tsv, embeddings, plot],
+                     api_name="identify")  # fmt: skip
+    return page
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="a model folder or Hub id (default: the shipped checkpoint)")
+    parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, else 7860")
+    args = parser.parse_args(argv)
+    try:
+        demo = Demo(args.model)
+    except USER_ERRORS as error:
+        sys.exit(f"error: {error}")
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
+    build(demo).queue(default_concurrency_limit=1).launch(server_port=args.port, theme=theme)
+
+
+if __name__ == "__main__":
+    main()
