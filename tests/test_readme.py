@@ -22,7 +22,7 @@ def test_fine_tuning_example_prints_the_accuracy_the_readme_quotes(tmp_path):
     section = _section("Fine-tune")
     example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     quoted = re.search(r"It prints `genus accuracy on (\d+) test barcodes: ([0-9.]+)`", section)
-    for name in ("data", "checkpoints"):  # the example's relative paths, read from a scratch folder
+    for name in ("barcodemae", "checkpoints"):  # the example's relative paths, read from a scratch folder
         (tmp_path / name).symlink_to(ROOT / name)
     run = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)  # fmt: skip
