@@ -144,15 +144,26 @@ def command_identify(args) -> None:
     reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile,
                                      args.measure)  # fmt: skip
     query_vectors = _embed(encoder, queries.sequences, args, "queries")
+    relatives = _relatives(args, reference_records.sequences, queries.sequences, cache) if args.relatives_model else None
     table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
-                     args.candidates, not args.no_progress, args.rule, args.margin)  # fmt: skip
+                     args.candidates, not args.no_progress, args.rule, args.margin, relatives)  # fmt: skip
     table.insert(0, "query", queries.ids)
     table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
     write_table(output, table)
     summary = ", ".join(f"{rank} {(table[rank] != '').mean():.0%} (threshold {reference.thresholds[rank]:.3f})"
                         for rank in RANKS if rank in table)  # fmt: skip
-    print(f"{len(queries)} queries against {len(reference_records)} reference barcodes ({encoder.name}); "
+    models = encoder.name + (f", relatives by {args.relatives_model}" if args.relatives_model else "")
+    print(f"{len(queries)} queries against {len(reference_records)} reference barcodes ({models}); "
           f"called: {summary}; written: {output}")
+
+
+def _relatives(args, reference_sequences: list[str], query_sequences: list[str], cache):
+    """(reference, query) vectors of --relatives_model, which needs --rank_by identity."""
+    if args.rank_by != "identity":
+        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
+    encoder = _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model}))
+    reference_vectors = cache.embed_layers(encoder, reference_sequences, "reference", not args.no_progress)[0]
+    return reference_vectors, _embed(encoder, query_sequences, args, "queries")
 
 
 def command_cluster(args) -> None:
@@ -252,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.identify import (
-        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE, DEFAULT_RULE, RULES,
+        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
     )
 
     measure_help = ("overlap: a barcode hanging over an end of the other is not charged for the overhang (100+ nt "
@@ -292,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--quantile", type=OPEN_FRACTION, default=DEFAULT_QUANTILE,
                           help="abstention: quantile of the reference's nearest-relative similarities per rank")  # fmt: skip
     identify.add_argument("--cache_dir", default=None, help="keep the reference embeddings here between runs")
+    identify.add_argument("--relatives_model", default=None,
+                          help="a second embedding (e.g. checkpoints/barcodemae-4x256-bold) that proposes the candidates "
+                          "of queries whose best hit is below --species_match: more genera right for species missing "
+                          "from an insect reference (docs/identification.md); default: none")
+    identify.add_argument("--species_match", type=OPEN_FRACTION, default=DEFAULT_SPECIES_MATCH,
+                          help="with --relatives_model: the identity from which a best hit counts as a species-level match")
     _add_model(identify)
 
     cluster = _command(commands, "cluster", "BIN-like clusters, no cluster count needed", command_cluster)

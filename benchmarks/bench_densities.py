@@ -57,7 +57,7 @@ from barcodemae.clustering import DEFAULT_CLUSTER_CANDIDATES, centroid_clusters,
 from barcodemae.data import FIXTURE, SplitData, clean_barcode, load_barcodes, load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.identify import (  # noqa: E402
-    DEFAULT_CANDIDATES, DEFAULT_MARGIN, RANKS, RULES, Reference, assign, ranked_neighbours,
+    DEFAULT_CANDIDATES, DEFAULT_MARGIN, RANKS, RULES, Reference, assign, prefer_species_matches, ranked_neighbours,
 )
 
 LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_barcode", "split"]
@@ -203,16 +203,20 @@ def summary(results: list, dataset: str) -> str:
 
 
 def identify_rows(dataset, density, reference_split, reference_vectors, queries, query_vectors, args, folder: Path,
-                  results: list):  # fmt: skip
-    """Ours (every measure x rule) and the field tools on one reference and its query splits: markdown rows."""
+                  results: list, relatives=None):  # fmt: skip
+    """Ours (every measure x rule) and the field tools on one reference and its query splits: markdown rows.
+    `relatives`: (reference vectors, [query vectors per split]) of `--relatives_model`."""
     for measure in args.measures if "ours" in args.tools else []:
         started = time.perf_counter()
         reference = Reference.calibrated(reference_vectors, reference_split.labels, reference_split.sequences,
                                          args.quantile, measure)  # fmt: skip
         setup = time.perf_counter() - started
-        for split, vectors in zip(queries, query_vectors):
+        for number, (split, vectors) in enumerate(zip(queries, query_vectors)):
             started = time.perf_counter()
             indices, similarities = ranked_neighbours(reference, vectors, split.sequences, args.candidates)
+            if relatives is not None:
+                indices, similarities = prefer_species_matches(reference, (indices, similarities), relatives[0],
+                                                               relatives[1][number], split.sequences)  # fmt: skip
             seconds = setup + time.perf_counter() - started
             for rule in args.rules:
                 for margin in args.margins if rule == "lca" else [DEFAULT_MARGIN]:
@@ -297,15 +301,18 @@ def main() -> None:
     parser.add_argument("--cluster_candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES)
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="proposed per query (identify)")
     parser.add_argument("--model", default="kmer:6", help="the embedding that proposes candidates (kmer:K or a folder)")
+    parser.add_argument("--relatives_model", default=None, help="identify --relatives_model (a folder); default: none")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     import datasets
 
     datasets.disable_progress_bars()
-    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}, model {args.model}, {args.candidates} candidates; CPU {cpu_description()}, 1 thread; "
+    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}, model {args.model}, {args.candidates} candidates, relatives {args.relatives_model}; CPU {cpu_description()}, 1 thread; "
           f"torch {torch.__version__}", flush=True)  # fmt: skip
     encoder = load_encoder(args.model)
+    relatives_encoder = load_encoder(args.relatives_model) if args.relatives_model else None
+    embed_relatives = (lambda sequences: relatives_encoder.embed(sequences) if relatives_encoder else None)  # noqa: E731
     wanted = (lambda name: args.datasets is None or name in args.datasets)  # noqa: E731
     results = []
     with tempfile.TemporaryDirectory() as temporary:
@@ -319,13 +326,16 @@ def main() -> None:
                 splits = load_splits(args.data_file, ["train", *names])
                 train_vectors = encoder.embed(splits["train"].sequences)
                 query_vectors = [encoder.embed(splits[name].sequences) for name in names]
+                train_relatives = embed_relatives(splits["train"].sequences)
+                query_relatives = [embed_relatives(splits[name].sequences) for name in names]
                 index = {sequence: i for i, sequence in enumerate(splits["train"].sequences)}
                 for fraction in args.fractions:
                     reference = thin(splits["train"], fraction, args.seed)
-                    vectors = train_vectors[[index[sequence] for sequence in reference.sequences]]
+                    rows = [index[sequence] for sequence in reference.sequences]
+                    relatives = None if relatives_encoder is None else (train_relatives[rows], query_relatives)
                     density = f"train {100 * fraction:g}% ({len(reference)})"
-                    for line in identify_rows("main", density, reference, vectors, [splits[n] for n in names],
-                                              query_vectors, args, folder, results):  # fmt: skip
+                    for line in identify_rows("main", density, reference, train_vectors[rows], [splits[n] for n in names],
+                                              query_vectors, args, folder, results, relatives):  # fmt: skip
                         print(line, flush=True)
             for name, (path, reference_name, names) in extra.items() if args.phase == "test" else []:
                 if not wanted(name):
@@ -336,8 +346,10 @@ def main() -> None:
                 queries = [splits[n] for n in names]
                 vectors = [encoder.embed(split.sequences) for split in queries]
                 reference_vectors = encoder.embed(reference.sequences)
+                relatives = None if relatives_encoder is None else (
+                    embed_relatives(reference.sequences), [embed_relatives(split.sequences) for split in queries])
                 for line in identify_rows(name, density, reference, reference_vectors, queries, vectors, args, folder,
-                                          results):  # fmt: skip
+                                          results, relatives):  # fmt: skip
                     print(line, flush=True)
             for name in dict.fromkeys(result["data"] for result in results):
                 print(summary(results, name), flush=True)

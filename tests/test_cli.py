@@ -305,3 +305,29 @@ def test_cluster_method_centroid_is_the_library(tmp_path, fixture_path, capsys):
     sequences = read_records(fixture_path, ["test", "test_unseen"]).sequences
     expected = centroid_clusters(kmer_embeddings(sequences, 6), sequences, 0.98)
     assert list(pd.read_csv(output, sep="\t").cluster) == list(expected)
+
+
+def test_identify_relatives_model_equals_the_library_and_needs_identity(tmp_path, fixture_path, capsys):
+    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.files import read_records
+    from barcodemae.identify import RANKS, Reference, identify
+
+    output = tmp_path / "calls.tsv"
+    common = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
+              "--reference_splits", "train", "--relatives_model", "kmer:4", "--no_progress"]  # fmt: skip
+    assert main([*common, "--output", str(output)]) == 0
+    assert "(kmer:6, relatives by kmer:4)" in capsys.readouterr().out
+    reference = read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)
+    queries = read_records(fixture_path, ["test_unseen"])
+    vectors = kmer_embeddings(reference.sequences, 6)
+    relatives = (kmer_embeddings(reference.sequences, 4), kmer_embeddings(queries.sequences, 4))
+    expected = identify(Reference.calibrated(vectors, reference.labels, reference.sequences),
+                        kmer_embeddings(queries.sequences, 6), query_sequences=queries.sequences, relatives=relatives)
+    alone = identify(Reference.calibrated(vectors, reference.labels, reference.sequences),
+                     kmer_embeddings(queries.sequences, 6), query_sequences=queries.sequences)  # fmt: skip
+    calls = pd.read_csv(output, sep="\t", keep_default_na=False)
+    assert list(calls.nearest_reference) == [reference.ids[index] for index in expected.nearest_reference]
+    assert list(expected.nearest_reference) != list(alone.nearest_reference)  # the relatives changed some hits
+    assert main([*common, "--rank_by", "cosine", "--output", str(tmp_path / "cosine.tsv")]) == 2
+    assert "--relatives_model needs --rank_by identity" in error_line(capsys)
+    assert not (tmp_path / "cosine.tsv").exists()

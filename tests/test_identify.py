@@ -10,7 +10,7 @@ from barcodemae.clustering import centroid_clusters, identity_clusters, threshol
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.errors import UserError
-from barcodemae.identify import Reference, calibrate_thresholds, identify
+from barcodemae.identify import Reference, calibrate_thresholds, identify, prefer_species_matches, ranked_neighbours
 
 
 def taxonomy_vectors(rng, noise: float):
@@ -191,3 +191,26 @@ def test_centroid_clusters_recover_the_fixture_bins(fixture_path):
     known = bins != ""
     clusters = centroid_clusters(kmer_embeddings(sequences, 6), sequences)
     assert adjusted_mutual_info_score(bins[known], clusters[known]) > 0.97
+
+
+def test_relatives_embedding_proposes_only_where_no_species_level_match():
+    """Query 0 has a species-level match (99% alike) among the first embedding's candidates and keeps it, though the
+    relatives embedding would propose reference 2; query 1's first candidate is only 80% alike, so the relatives
+    embedding's candidate (90% alike) replaces it."""
+    rng = np.random.default_rng(0)
+    first, second = random_barcode(rng, 300), random_barcode(rng, 300)
+    references = [substituted(first, rng, 3), substituted(second, rng, 30), substituted(second, rng, 60)]
+    labels = {"species": np.array(["a", "b", "c"])}
+    reference = Reference(np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32), labels,
+                          {"species": 0.0}, references)  # fmt: skip
+    queries, query_vectors = [first, second], np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    relative_vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], dtype=np.float32)
+    query_relatives = np.array([[0.7, 0.7], [0.0, 1.0]], dtype=np.float32)
+    ranked = ranked_neighbours(reference, query_vectors, queries, n=1)
+    assert ranked[0][:, 0].tolist() == [0, 2] and ranked[1][1, 0] == pytest.approx(0.8, abs=0.01)
+    indices, similarities = prefer_species_matches(reference, ranked, relative_vectors, query_relatives, queries,
+                                                   candidates=1)  # fmt: skip
+    assert indices[:, 0].tolist() == [0, 1] and similarities[1, 0] == pytest.approx(0.9, abs=0.01)
+    table = identify(reference, query_vectors, k=1, query_sequences=queries, candidates=1,
+                     relatives=(relative_vectors, query_relatives))  # fmt: skip
+    assert table.species.tolist() == ["a", "b"]
