@@ -28,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from barcodemae.errors import EXIT_USER_ERROR, UserError
+from barcodemae.errors import UserError
 from barcodemae.files import Records, Selection, embedding_array, iter_records
 
 DEFAULT_SHARD_SIZE = 10_000  # barcodes per shard: the unit of work of a process and of resuming
@@ -138,8 +138,8 @@ def embed_to_shards(scan, encoder, folder: str | os.PathLike, shard_size: int = 
     """Embed the barcodes that `scan()` selects into parts in `folder`; every process of the run calls this.
 
     `scan`: a function returning a `barcodemae.files.Selection` (e.g. `lambda: scan_records(paths, ...)`): only
-    rank 0 calls it, so a bad file is reported once, before anything is written (the other ranks then exit with
-    status 2, silently). Parts of an earlier run that match are kept; `keep_sequences` stores the cleaned barcodes
+    rank 0 calls it, so a bad file is reported once, before anything is written (the other ranks then exit quietly
+    with status 0, leaving rank 0's status 2 and its `error:` line to the launcher). Parts of an earlier run that match are kept; `keep_sequences` stores the cleaned barcodes
     in the parts too (labels always are). A progress bar (barcodes/s, ETA) on rank 0 unless `progress` is False.
     Returns when every part is written, on every rank.
     """
@@ -154,7 +154,7 @@ def embed_to_shards(scan, encoder, folder: str | os.PathLike, shard_size: int = 
             raise
     plan = processes.broadcast(plan)
     if isinstance(plan, str):
-        raise SystemExit(EXIT_USER_ERROR)  # rank 0 has said what is wrong
+        raise SystemExit(0)  # rank 0 says what is wrong; exiting first with an error would get it killed unheard
     key = _settings_key(encoder, plan, keep_sequences)
     count = math.ceil(len(plan) / shard_size)
     shards = Shards(folder, count, len(plan), processes)

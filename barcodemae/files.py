@@ -75,9 +75,10 @@ def file_columns(path: Path) -> list[str]:
     return _read_header(path, _sniff_delimiter(path))
 
 
-def iter_raw_chunks(path: Path, columns: Sequence[str], rows: int = READ_CHUNK_ROWS) -> Iterator[dict[str, list[str]]]:
-    """The file's `columns`, `rows` data rows at a time, every value a string ("" = missing), as `load_barcodes`
-    reads them but without holding the file: pandas chunks, pyarrow record batches, FASTA records."""
+def iter_raw_chunks(path: Path, columns: Sequence[str]) -> Iterator[dict[str, list[str]]]:
+    """The file's `columns`, `READ_CHUNK_ROWS` data rows at a time, every value a string ("" = missing), as
+    `load_barcodes` reads them but without holding the file: pandas chunks, pyarrow record batches, FASTA records."""
+    rows = READ_CHUNK_ROWS
     suffix = _suffix(path)
     if suffix in FASTA_SUFFIXES:
         records = _fasta_records(str(path), 0, 0)
@@ -198,18 +199,23 @@ def iter_records(selection: Selection) -> Iterator[Records]:
         start = 0
         for chunk in iter_raw_chunks(file.path, file.columns):
             count = len(chunk[file.sequence_column])
-            index = np.flatnonzero(file.keep[start : start + count])
             if start + count > len(file.keep):
-                break
+                raise _changed(file, "more")
+            index = np.flatnonzero(file.keep[start : start + count])
             ids = chunk[file.id_column] if file.id_column else [str(row) for row in range(start + 1, start + count + 1)]
+            sequences = chunk[file.sequence_column]
             labels = {name: np.asarray([chunk[column][i] for i in index] if column else [""] * len(index),
                                        dtype=object).astype(str) for name, column in file.label_columns.items()}  # fmt: skip
             start += count
-            yield Records([ids[i] for i in index],
-                          [clean_barcode(chunk[file.sequence_column][i], selection.max_length) for i in index], labels)  # fmt: skip
+            yield Records([ids[i] for i in index], [clean_barcode(sequences[i], selection.max_length) for i in index],
+                          labels)  # fmt: skip
         if start != len(file.keep):
-            raise UserError(f"{file.path}: the file changed while it was read ({len(file.keep)} data rows when "
-                            f"scanned, now {'more' if start > len(file.keep) else start})")  # fmt: skip
+            raise _changed(file, start)
+
+
+def _changed(file: FileSelection, rows) -> UserError:
+    return UserError(f"{file.path}: the file changed while it was read: {len(file.keep)} data rows when scanned, "
+                     f"{rows} now")  # fmt: skip
 
 
 def check_output_path(path: str | os.PathLike, suffixes: Sequence[str]) -> Path:
