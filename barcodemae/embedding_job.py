@@ -29,9 +29,11 @@ from typing import Iterator
 import numpy as np
 
 from barcodemae.errors import UserError
-from barcodemae.files import Records, Selection, embedding_array, iter_records
+from barcodemae.files import PARQUET_OPTIONS, Records, Selection, embedding_array, iter_records
 
-DEFAULT_SHARD_SIZE = 10_000  # barcodes per shard: the unit of work of a process and of resuming
+# Barcodes per shard: the unit of work of a process and of resuming. Peak memory grows by 90-110 KB per barcode of
+# a shard at 4,096 dims (kmer:6: vectors, k-mer counting, parquet buffers; BENCHMARKS.md, "Embedding large files").
+DEFAULT_SHARD_SIZE = 2_000
 PART_METADATA = b"barcodemae_shard"  # parquet schema metadata key of a part: {"key", "digest", "rows"}
 FORMAT_VERSION = 1  # of the parts; a change makes earlier parts be embedded again
 
@@ -139,9 +141,9 @@ def embed_to_shards(scan, encoder, folder: str | os.PathLike, shard_size: int = 
 
     `scan`: a function returning a `barcodemae.files.Selection` (e.g. `lambda: scan_records(paths, ...)`): only
     rank 0 calls it, so a bad file is reported once, before anything is written (the other ranks then exit quietly
-    with status 0, leaving rank 0's status 2 and its `error:` line to the launcher). Parts of an earlier run that match are kept; `keep_sequences` stores the cleaned barcodes
-    in the parts too (labels always are). A progress bar (barcodes/s, ETA) on rank 0 unless `progress` is False.
-    Returns when every part is written, on every rank.
+    with status 0, leaving rank 0's status 2 and its `error:` line to the launcher). Parts of an earlier run that
+    match are kept; `keep_sequences` stores the cleaned barcodes in the parts too (labels always are). A progress
+    bar (barcodes/s, ETA) on rank 0 unless `progress` is False. Returns when every part is written, on every rank.
     """
     processes = Processes()
     folder = Path(folder)
@@ -155,26 +157,33 @@ def embed_to_shards(scan, encoder, folder: str | os.PathLike, shard_size: int = 
     plan = processes.broadcast(plan)
     if isinstance(plan, str):
         raise SystemExit(0)  # rank 0 says what is wrong; exiting first with an error would get it killed unheard
-    key = _settings_key(encoder, plan, keep_sequences)
-    count = math.ceil(len(plan) / shard_size)
-    shards = Shards(folder, count, len(plan), processes)
+    shards = Shards(folder, math.ceil(len(plan) / shard_size), len(plan), processes)
     bar = _progress_bar(len(plan), encoder.name, progress and processes.rank == 0)
-    done = [0, 0]  # rows embedded, rows kept from an earlier run: since the last exchange
     try:
-        for index, records in enumerate(_shard_records(plan, shard_size)):
-            if index % processes.world == processes.rank:
-                done[_embed_shard(shards.part(index), records, encoder, key, keep_sequences, processes.rank)] += len(records)
-            if index % processes.world == processes.world - 1 or index == count - 1:
-                embedded, kept = processes.total(done)
-                done = [0, 0]
-                shards.embedded += embedded
-                if bar is not None:
-                    bar.total -= kept
-                    bar.update(embedded)
+        _embed_parts(plan, shards, encoder, _settings_key(encoder, plan, keep_sequences), shard_size, keep_sequences,
+                     bar)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     return shards
+
+
+def _embed_parts(selection: Selection, shards: Shards, encoder, key: str, shard_size: int, keep_sequences: bool,
+                 bar) -> None:  # fmt: skip
+    """This process's shards (k % W == rank); after each round of W shards the processes add up what they did, for
+    the progress bar and `shards.embedded`."""
+    rank, world = shards.processes.rank, shards.processes.world
+    done = {False: 0, True: 0}  # rows embedded now / kept from an earlier run, since the last round
+    for index, records in enumerate(_shard_records(selection, shard_size)):
+        if index % world == rank:
+            done[_embed_shard(shards.part(index), records, encoder, key, keep_sequences, rank)] += len(records)
+        if index % world == world - 1 or index == shards.count - 1:
+            embedded, kept = shards.processes.total([done[False], done[True]])
+            done = {False: 0, True: 0}
+            shards.embedded += embedded
+            if bar is not None:
+                bar.total -= kept
+                bar.update(embedded)
 
 
 def _prepare(selection: Selection, folder: Path) -> Selection:
@@ -196,8 +205,8 @@ def _shard_records(selection: Selection, shard_size: int) -> Iterator[Records]:
     """The selected records, `shard_size` at a time (the last shard: the rest)."""
     pending = Records([], [], {name: np.array([], dtype=str) for name in selection.label_columns})
     for chunk in iter_records(selection):
-        pending = Records(pending.ids + chunk.ids, pending.sequences + chunk.sequences,
-                          {name: np.concatenate([pending.labels[name], chunk.labels[name]]) for name in pending.labels})  # fmt: skip
+        labels = {name: np.concatenate([pending.labels[name], chunk.labels[name]]) for name in pending.labels}
+        pending = Records(pending.ids + chunk.ids, pending.sequences + chunk.sequences, labels)
         while len(pending) >= shard_size:
             yield _head(pending, shard_size)
             pending = _head(pending, len(pending), shard_size)
@@ -229,14 +238,14 @@ def _part_metadata(path: Path) -> dict | None:
         return None
 
 
-def _embed_shard(path: Path, records: Records, encoder, key: str, keep_sequences: bool, rank: int) -> int:
-    """Embed one shard into `path` unless a matching part is there: 0 if embedded now, 1 if kept."""
+def _embed_shard(path: Path, records: Records, encoder, key: str, keep_sequences: bool, rank: int) -> bool:
+    """Embed one shard into `path` unless a matching part is there; whether it was kept."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     metadata = {"key": key, "digest": _digest(records), "rows": len(records)}
     if _part_metadata(path) == metadata:
-        return 1
+        return True
     columns = {"id": pa.array(records.ids, pa.string())}
     if keep_sequences:
         columns["sequence"] = pa.array(records.sequences, pa.string())
@@ -244,9 +253,9 @@ def _embed_shard(path: Path, records: Records, encoder, key: str, keep_sequences
     columns["embedding"] = embedding_array(encoder.embed(records.sequences))
     table = pa.table(columns).replace_schema_metadata({PART_METADATA: json.dumps(metadata)})
     partial = path.with_name(f"{path.name}.{rank}.partial")
-    pq.write_table(table, partial)
+    pq.write_table(table, partial, **PARQUET_OPTIONS)
     os.replace(partial, path)
-    return 0
+    return False
 
 
 def _progress_bar(total: int, name: str, show: bool):

@@ -45,7 +45,8 @@ def write_as(frame: pd.DataFrame, path: Path) -> Path:
 
 
 SKIP_BAD = {"on_bad_sequence": "skip", "min_run": 6}
-SPLITS_LABELS_UNIQUE = {"splits": ["train", "test"], "label_columns": ["genus", "species", "absent"], "deduplicate": True}
+SPLITS_LABELS_UNIQUE = {"splits": ["train", "test"], "label_columns": ["genus", "species", "absent"],
+                        "deduplicate": True}  # fmt: skip
 
 
 @pytest.mark.parametrize(
