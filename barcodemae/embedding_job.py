@@ -1,8 +1,8 @@
 """Embedding files of any size on one process or many (`torchrun`, `accelerate launch`, several nodes), in shards
 that survive an interruption.
 
-    selection = scan_records([path], ...)                          # barcodemae.files: which rows, checked
-    shards = embed_to_shards(selection, encoder, Path("out.parquet.parts"))   # every process calls it
+    scan = lambda: scan_records([path], ...)                       # barcodemae.files: which rows, checked
+    shards = embed_to_shards(scan, encoder, Path("out.parquet.parts"))     # every process calls it; rank 0 scans
     for records, vectors in shards.chunks():                       # rank 0 (or any): input order, a shard at a time
         ...
     write_embedding_chunks("out.parquet", shards.id_chunks(), shards.rows)   # one file, renamed into place
