@@ -112,17 +112,27 @@ def _read(path: str, splits, args, encoder, **options):
 
 
 def command_embed(args) -> None:
-    from barcodemae.files import EMBEDDING_SUFFIXES, check_output_path, write_embeddings
+    from barcodemae.embedding_job import embed_to_shards, parts_folder, process_device
+    from barcodemae.files import EMBEDDING_SUFFIXES, check_output_path, scan_records, write_embedding_chunks
 
     output = check_output_path(args.output, EMBEDDING_SUFFIXES)
+    args.device = process_device(args.device)  # under torchrun / accelerate launch: this process's GPU
     encoder = _encoder(args)
     started = time.perf_counter()
-    records = _read(args.input, args.splits, args, encoder)
-    vectors = _embed(encoder, records.sequences, args, "")
-    written = write_embeddings(output, records.ids, vectors)
+    scan = lambda: scan_records([args.input], args.splits, args.sequence_column, args.id_column,  # noqa: E731
+                                min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence)  # fmt: skip
+    shards = embed_to_shards(scan, encoder, parts_folder(output), args.shard_size, progress=not args.no_progress)
+    if shards.processes.rank != 0:
+        return
+    written = write_embedding_chunks(output, shards.id_chunks(), shards.rows)
+    dims, kept = shards.dims, shards.rows - shards.embedded
+    shards.remove()
     elapsed = time.perf_counter() - started
-    print(f"{len(records)} barcodes x {vectors.shape[1]} dims ({encoder.name}) in {elapsed:.1f} s "
-          f"({len(records) / elapsed:.0f} sequences/s): {', '.join(map(str, written))}")  # fmt: skip
+    how = [f"{shards.processes.world} processes"] if shards.processes.world > 1 else []
+    how += [f"{kept} kept from an interrupted run"] if kept else []
+    print(f"{shards.rows} barcodes x {dims} dims ({encoder.name}) in {elapsed:.1f} s "
+          f"({shards.rows / elapsed:.0f} sequences/s{''.join(f', {part}' for part in how)}): "
+          f"{', '.join(map(str, written))}")  # fmt: skip
 
 
 def command_identify(args) -> None:
@@ -262,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         METHODS, ORDERS,
     )
     from barcodemae.convert import add_arguments as add_convert_arguments
+    from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
     from barcodemae.identify import (
         DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
     )
@@ -276,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                      command_embed)  # fmt: skip
     _add_input(embed)
     embed.add_argument("--output", required=True, help="OUT.parquet, or OUT.npy (+ OUT.ids.txt)")
+    embed.add_argument("--shard_size", type=POSITIVE_INT, default=DEFAULT_SHARD_SIZE,
+                       help="barcodes per part in OUT.parts/: what a process embeds at a time and what a rerun after "
+                       "an interruption keeps")  # fmt: skip
     _add_model(embed)
 
     identify = _command(commands, "identify", "assign species/genus/family/order from a labelled reference",

@@ -101,16 +101,21 @@ def _fasta_records(path: str, mtime: float, size: int):
         yield {"processid": header, "sequence": "".join(chunks)}
 
 
+def check_fasta_start(path: Path) -> None:
+    """Raise unless the first non-blank line of `path` is a FASTA header."""
+    with _open_text(path) as handle:
+        first = next((line for line in handle if line.strip()), "")
+    if not first.strip():
+        raise UserError(f"{path}: the file is empty (no FASTA record)")
+    if not first.startswith(">"):
+        raise UserError(f"{path}: not a FASTA file (the first line is not a '>' header): {first[:60]!r}")
+
+
 def _raw_dataset(path: Path, cache_dir: str | None) -> tuple[datasets.Dataset, list[str]]:
     """The file as a Dataset of its own columns (all strings for text formats), and the list of its columns."""
     suffix = _suffix(path)
     if suffix in FASTA_SUFFIXES:
-        with _open_text(path) as handle:
-            first = next((line for line in handle if line.strip()), "")
-        if not first.strip():
-            raise UserError(f"{path}: the file is empty (no FASTA record)")
-        if not first.startswith(">"):
-            raise UserError(f"{path}: not a FASTA file (the first line is not a '>' header): {first[:60]!r}")
+        check_fasta_start(path)
         stat = path.stat()
         features = datasets.Features({"processid": datasets.Value("string"), "sequence": datasets.Value("string")})
         dataset = datasets.Dataset.from_generator(
@@ -146,6 +151,39 @@ def _standardise(batch: dict, indices: list[int], sequence_column: str, columns:
     return out
 
 
+def check_input_file(path: str | os.PathLike, on_bad_sequence: str) -> Path:
+    """`path` as a Path, if it is a non-empty file and `on_bad_sequence` a policy; else a `UserError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserFileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty")
+    _check_bad_sequence_policy(on_bad_sequence)
+    return path
+
+
+def resolve_columns(path: Path, found: list[str], sequence_column: str | None, columns: list[str],
+                    splits: list[str] | None) -> str:  # fmt: skip
+    """The sequence column (`sequence_column`, else the first of `SEQUENCE_COLUMNS` in `found`); raises naming the
+    file's columns if it or one of `columns` (or `split`, to select `splits`) is missing."""
+    if sequence_column is None:
+        sequence_column = next((name for name in SEQUENCE_COLUMNS if name in found), None)
+        if sequence_column is None:
+            raise UserError(
+                f"{path}: no sequence column: looked for {', '.join(SEQUENCE_COLUMNS)}; the file has the columns "
+                f"{', '.join(found)} (pass sequence_column / --sequence_column)"
+            )
+    elif sequence_column not in found:
+        raise UserError(f"{path}: no column {sequence_column!r}; the file has the columns {', '.join(found)}")
+    missing = [name for name in columns + (["split"] if splits is not None else []) if name not in found]
+    if missing:
+        reason = " (needed to select splits)" if missing == ["split"] and "split" not in columns else ""
+        raise UserError(
+            f"{path}: no column {', '.join(map(repr, missing))}{reason}; the file has the columns {', '.join(found)}"
+        )
+    return sequence_column
+
+
 def load_barcodes(
     path: str | os.PathLike,
     splits: list[str] | tuple[str, ...] | str | None = None,
@@ -173,32 +211,11 @@ def load_barcodes(
     Raises UserFileNotFoundError / UserError (subclasses of FileNotFoundError / ValueError) naming the file, what is
     missing and what is available.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserFileNotFoundError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the file is empty")
-    _check_bad_sequence_policy(on_bad_sequence)
+    path = check_input_file(path, on_bad_sequence)
     splits = [splits] if isinstance(splits, str) else (None if splits is None else list(splits))
     columns = list(dict.fromkeys(columns))
     dataset, found = _raw_dataset(path, cache_dir)
-
-    if sequence_column is None:
-        sequence_column = next((name for name in SEQUENCE_COLUMNS if name in found), None)
-        if sequence_column is None:
-            raise UserError(
-                f"{path}: no sequence column: looked for {', '.join(SEQUENCE_COLUMNS)}; the file has the columns "
-                f"{', '.join(found)} (pass sequence_column / --sequence_column)"
-            )
-    elif sequence_column not in found:
-        raise UserError(f"{path}: no column {sequence_column!r}; the file has the columns {', '.join(found)}")
-    missing = [name for name in columns + (["split"] if splits is not None else []) if name not in found]
-    if missing:
-        reason = " (needed to select splits)" if missing == ["split"] and "split" not in columns else ""
-        raise UserError(
-            f"{path}: no column {', '.join(map(repr, missing))}{reason}; the file has the columns {', '.join(found)}"
-        )
-
+    sequence_column = resolve_columns(path, found, sequence_column, columns, splits)
     columns += [name for name in optional_columns if name in found and name not in columns]
     keep = columns + (["split"] if splits is not None and "split" not in columns else [])
     dataset = dataset.map(
@@ -211,12 +228,7 @@ def load_barcodes(
         desc="Reading barcodes",
     )
     if splits is not None:
-        present = sorted(dataset.unique("split"))
-        unknown = [name for name in splits if name not in present]
-        if unknown:
-            raise UserError(
-                f"{path}: unknown split {', '.join(map(repr, unknown))}; the splits present are {', '.join(present)}"
-            )
+        check_splits_present(path, splits, dataset.unique("split"))
         dataset = dataset.filter(
             _in_splits,
             fn_kwargs={"splits": sorted(set(splits))},
@@ -227,15 +239,34 @@ def load_barcodes(
         )
         if "split" not in columns:
             dataset = dataset.remove_columns("split")
-    if len(dataset) == 0:
+    check_selection_not_empty(path, splits, len(dataset))
+    dataset, skipped = validate_sequences(dataset, path, on_bad_sequence, source_column=sequence_column)
+    report_skipped_invalid(path, skipped, len(dataset))
+    return dataset.select_columns(["sequence", "row", *columns])
+
+
+def check_splits_present(path: str | os.PathLike, splits: list[str], present) -> None:
+    """Raise if one of `splits` is not among the `present` split names of the file."""
+    present = sorted(present)
+    unknown = [name for name in splits if name not in present]
+    if unknown:
+        raise UserError(
+            f"{path}: unknown split {', '.join(map(repr, unknown))}; the splits present are {', '.join(present)}"
+        )
+
+
+def check_selection_not_empty(path: str | os.PathLike, splits: list[str] | None, selected: int) -> None:
+    if selected == 0:
         what = f"in the splits {', '.join(splits)}" if splits is not None else "at all"
         raise UserError(f"{path}: no barcodes {what}: the selection is empty")
-    dataset, skipped = validate_sequences(dataset, path, on_bad_sequence, source_column=sequence_column)
+
+
+def report_skipped_invalid(path: str | os.PathLike, skipped: int, remaining: int) -> None:
+    """Log how many rows `on_bad_sequence="skip"` dropped as invalid; raise if none is left."""
     if skipped:
         logger.warning(f"{path}: skipped {skipped} rows with an empty or invalid sequence (on_bad_sequence='skip')")
-    if len(dataset) == 0:
+    if remaining == 0:
         raise UserError(f"{path}: no valid barcodes left after skipping {skipped} bad ones: the selection is empty")
-    return dataset.select_columns(["sequence", "row", *columns])
 
 
 def _in_splits(values: list[str], splits: list[str]) -> list[bool]:
@@ -268,15 +299,21 @@ def validate_sequences(
     if len(bad) == 0:
         return dataset, 0
     first = bad[0]
-    position, character = _problem(first["sequence"])
+    raise invalid_sequence_error(path, first["row"], first["sequence"], source_column, len(bad), len(dataset))
+
+
+def invalid_sequence_error(path: str | os.PathLike, row: int, sequence: str, source_column: str, bad: int,
+                           selected: int) -> UserError:  # fmt: skip
+    """The error about the first bad sequence (`sequence`, at `row`), `bad` of the `selected` rows being bad."""
+    position, character = _problem(sequence)
     what = (
         "an empty sequence"
         if position < 0
         else f"the character {character!r} at position {position + 1} (not a nucleotide ACGTU, IUPAC code "
-        f"RYSWKMBDHVN, gap or whitespace) in {first['sequence'][max(0, position - 10) : position + 10]!r}"
+        f"RYSWKMBDHVN, gap or whitespace) in {sequence[max(0, position - 10) : position + 10]!r}"
     )
-    raise UserError(
-        f"{_where(path, first['row'])}, column {source_column!r}: {what}. {len(bad)} of {len(dataset)} selected "
+    return UserError(
+        f"{_where(path, row)}, column {source_column!r}: {what}. {bad} of {selected} selected "
         "rows have a bad sequence; fix the file or skip them with on_bad_sequence='skip' (--on_bad_sequence skip)"
     )
 
@@ -286,8 +323,13 @@ def _where(path: str | os.PathLike, row: int) -> str:
     return f"{path}: {'record' if _suffix(Path(path)) in FASTA_SUFFIXES else 'row'} {row}"
 
 
+def unambiguous_run(min_run: int) -> re.Pattern:
+    """Matches `min_run` unambiguous nucleotides in a row (in a cleaned barcode)."""
+    return re.compile(f"[ACGTU]{{{min_run}}}")
+
+
 def _has_run(sequences: list[str], min_run: int, max_length: int) -> list[bool]:
-    run = re.compile(f"[ACGTU]{{{min_run}}}")
+    run = unambiguous_run(min_run)
     return [run.search(clean_barcode(sequence, max_length)) is not None for sequence in sequences]
 
 
@@ -313,18 +355,29 @@ def check_embeddable(
     if dropped and on_bad_sequence == "error":
         first = dataset.filter(_lacks_run, desc="Finding short barcodes", **options)[0]
         cleaned = clean_barcode(first["sequence"], max_length)
-        shown = repr(cleaned) if len(cleaned) <= 30 else f"{cleaned[:30]!r}..."
-        raise UserError(
-            f"{_where(path, first['row'])}: the barcode {shown} ({len(cleaned)} nt once cleaned) has no {min_run} "
-            f"unambiguous nucleotides (A, C, G, T) in a row: too short or too ambiguous to embed. {dropped} of "
-            f"{len(dataset)} selected rows are like it; fix the file or skip them with on_bad_sequence='skip' "
-            "(--on_bad_sequence skip)"
-        )
+        raise unembeddable_error(path, first["row"], cleaned, min_run, dropped, len(dataset))
+    report_skipped_unembeddable(path, dropped, len(good), min_run)
+    return good, dropped
+
+
+def unembeddable_error(path: str | os.PathLike, row: int, cleaned: str, min_run: int, dropped: int,
+                       selected: int) -> UserError:  # fmt: skip
+    """The error about the first barcode (`cleaned`, at `row`) without `min_run` unambiguous nucleotides in a row."""
+    shown = repr(cleaned) if len(cleaned) <= 30 else f"{cleaned[:30]!r}..."
+    return UserError(
+        f"{_where(path, row)}: the barcode {shown} ({len(cleaned)} nt once cleaned) has no {min_run} "
+        f"unambiguous nucleotides (A, C, G, T) in a row: too short or too ambiguous to embed. {dropped} of "
+        f"{selected} selected rows are like it; fix the file or skip them with on_bad_sequence='skip' "
+        "(--on_bad_sequence skip)"
+    )
+
+
+def report_skipped_unembeddable(path: str | os.PathLike, dropped: int, remaining: int, min_run: int) -> None:
+    """Log how many barcodes were dropped for want of `min_run` unambiguous nucleotides; raise if none is left."""
     if dropped:
         logger.warning(f"{path}: skipped {dropped} barcodes without {min_run} unambiguous nucleotides in a row")
-    if len(good) == 0:
+    if remaining == 0:
         raise UserError(f"{path}: no barcode left after skipping {dropped} too short or ambiguous ones")
-    return good, dropped
 
 
 def _hash_sequences(sequences: list[str]) -> dict:
