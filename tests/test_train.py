@@ -366,3 +366,20 @@ def test_importing_the_library_leaves_omp_wait_policy_alone(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=TRAIN_SCRIPT.parent, env=environment,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0 and result.stdout.split()[-1] == "None", result.stderr
+
+
+def test_scale_lr_eval_steps_and_max_train_minutes(tmp_path):
+    """--scale_lr multiplies the learning rate by global batch / 256; --eval_steps validates on its own schedule;
+    --max_train_minutes 0 stops at the first log line, then validates and exports as at the end."""
+    flags = ["--splits", "val", "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+             "--checkpointing_steps", "0", "--report_to", "none"]  # fmt: skip
+    run(tmp_path, *flags, "--max_steps", "4", "--eval_steps", "3", "--scale_lr", "--learning_rate", "0.0128",
+        "--lr_scheduler", "onecycle", output="scaled")  # fmt: skip
+    saved = json.loads((tmp_path / "scaled" / "training_args.json").read_text())
+    assert saved["learning_rate"] == pytest.approx(0.0128 * 16 / 256)  # 8 x 1 process x 2 accumulation
+    rows = [json.loads(line) for line in (tmp_path / "scaled" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "val_loss" in row] == [3, 4]  # every 3 steps, and at the end
+    stopped = run(tmp_path, *flags, "--max_steps", "8", "--max_train_minutes", "0", output="stopped")
+    assert stopped["step"] == 2  # the first log line (--logging_steps 2)
+    assert json.loads((tmp_path / "stopped" / "training_args.json").read_text())["optimizer_steps"] == 2
+    assert (tmp_path / "stopped" / "model.safetensors").is_file()
