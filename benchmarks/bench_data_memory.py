@@ -36,14 +36,17 @@ def poll():  # peak anonymous (heap) and file-backed (memory-mapped Arrow files,
 threading.Thread(target=poll, daemon=True).start()
 import datasets, torch
 datasets.disable_progress_bars()
-import train
+from argparse import Namespace
+from barcodemae import training
+from tokenization_barcodemae import BarcodeMAETokenizer
 start = time.perf_counter()
-args = train.parse_args(["--data_file", {path!r}])
-config = train.build_config(args)
-tokenizer = train.BarcodeMAETokenizer()
-train_data, validation_data = train.load_pretraining_data(args, config, lambda message: None)
-loader = torch.utils.data.DataLoader(train.OffsetBarcodes(train_data, 6, 0), batch_size=32,
-    sampler=train.EpochSampler(len(train_data), 0), collate_fn=train.make_collate(tokenizer, config.max_tokens))
+args = Namespace(data_file={path!r}, splits=["pretrain", "other_heldout"], sequence_column=None, on_bad_sequence="error",
+                 validation_size=0.02, max_validation_sequences=2000, seed=42)  # train.py's data flags, as it runs
+config = training.recipe_config()
+tokenizer = BarcodeMAETokenizer()
+train_data, validation_data = training.load_pretraining_data(args, config, lambda message: None)
+loader = torch.utils.data.DataLoader(training.OffsetBarcodes(train_data, 6, 0), batch_size=32,
+    sampler=training.EpochSampler(len(train_data), 0), collate_fn=training.make_collate(tokenizer, config.max_tokens))
 for index, batch in enumerate(loader):
     if index + 1 == {batches}:
         break

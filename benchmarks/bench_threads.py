@@ -27,18 +27,17 @@ SETTINGS = {
 STEP_TIMER = """
 import json, sys, time, torch
 sys.path.insert(0, {root!r})
-import train
-from barcodemae.data import clean_barcode, load_barcodes
+from barcodemae import training
+from barcodemae.data import FIXTURE, clean_barcode, load_barcodes
 from modeling_barcodemae import BarcodeMAEForPreTraining
 from tokenization_barcodemae import BarcodeMAETokenizer
-args = train.parse_args([])
-config = train.build_config(args)
+config = training.recipe_config()
 model = BarcodeMAEForPreTraining(config).train()
 model.set_attn_implementation("eager")
 optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-sequences = [clean_barcode(s) for s in load_barcodes(args.data_file, splits=["pretrain"])["sequence"][:{batch}]]
+sequences = [clean_barcode(s) for s in load_barcodes(FIXTURE, splits=["pretrain"])["sequence"][:{batch}]]
 batch = dict(BarcodeMAETokenizer()(sequences, padding=True, truncation=True, return_tensors="pt"))
-precision = train.resolve_mixed_precision("auto")
+precision = training.resolve_mixed_precision("auto")
 times = []
 for step in range({steps} + 2):
     start = time.perf_counter()

@@ -18,13 +18,13 @@ mkdir -p "$OUT/previous" && git archive 1735ec0 checkpoints/barcodemae-4x256-bol
 PYTHONPATH=. python - "$OUT" <<'PY'
 import shutil, sys
 from accelerate.utils import set_seed
-from train import build_config, parse_args
+from barcodemae.training import recipe_config
 from modeling_barcodemae import BarcodeMAEForPreTraining
 from tokenization_barcodemae import BarcodeMAETokenizer
 out = sys.argv[1]
 for seed in (0, 1):
     set_seed(seed)
-    model = BarcodeMAEForPreTraining(build_config(parse_args(["--model_size", "small"])))
+    model = BarcodeMAEForPreTraining(recipe_config("small"))
     for register in (False, True):
         folder = f"{out}/untrained-4x256-s{seed}" + ("-reg" if register else "")
         model.barcodemae.save_pretrained(folder)

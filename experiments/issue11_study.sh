@@ -20,12 +20,12 @@ echo "CPU study: ${SECONDS}s"
 # 2. The full protocol: the untrained encoders (seeds 0, 1) and the released weights at layer 0 and at the last layer.
 python - <<'EOF'
 from accelerate.utils import set_seed
-import train
+from barcodemae.training import recipe_config
 from modeling_barcodemae import BarcodeMAEForPreTraining
 from tokenization_barcodemae import BarcodeMAETokenizer
 for seed in (0, 1):  # the encoder train.py starts from with --seed
     set_seed(seed)
-    model = BarcodeMAEForPreTraining(train.build_config(train.parse_args(["--model_size", "small"])))
+    model = BarcodeMAEForPreTraining(recipe_config("small"))
     model.barcodemae.save_pretrained(f"outputs/untrained-4x256-s{seed}")
     BarcodeMAETokenizer().save_pretrained(f"outputs/untrained-4x256-s{seed}")
 EOF

@@ -1,9 +1,12 @@
 """Shared test fixtures: the bundled real-barcode fixture, tiny models, one torch thread, a clean-interpreter runner."""
 
+import functools
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -13,6 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from barcodemae.data import FIXTURE  # noqa: E402 - after the repo is on the path
+
+TRAIN_SCRIPT = REPO / "train.py"
+
+
+@functools.cache
+def train_script() -> SimpleNamespace:
+    """train.py's `parse_args` and `main`, run from the script's file (not imported: nothing imports train.py), so that
+    tests run the command in this process: fast, and monkeypatch reaches it. Its library is barcodemae.training."""
+    return SimpleNamespace(**runpy.run_path(str(TRAIN_SCRIPT), run_name="train_script"))
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,8 @@ eager.load_state_dict(model.state_dict())  # the same new classification head, w
 save_file({{"result": run(model).contiguous(), "eager": run(eager).contiguous()}}, "result.safetensors")
 """
     completed = run_clean_python(code, tmp_path)
-    stderr = completed.stderr.lower()
+    # Progress bars name the tensors they load (transformers 5.1: "materializing param=decoder..."): not warnings.
+    stderr = "\n".join(line for line in completed.stderr.lower().splitlines() if "it/s" not in line)
     for quiet_about in ("decoder", "unexpected", "not used"):
         assert quiet_about not in stderr, completed.stderr
     # Only the classification head is new, and only for the class that has one (transformers' loading report:

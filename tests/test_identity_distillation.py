@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from accelerate.state import AcceleratorState, GradientState
-from conftest import tiny_config_kwargs
+from conftest import tiny_config_kwargs, train_script
 
-import train
 from barcodemae.alignment import alignment_identity
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.identity_batches import NeighbourBatchSampler, identity_matrix, kmer_neighbour_table
@@ -87,7 +86,7 @@ def test_train_py_runs_identity_distillation_and_registers_frames_by_default(tmp
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     tiny = [f"--{key}={value}" for key, value in tiny_config_kwargs(decoder_num_hidden_layers=1).items()]
-    train.main(["--output_dir", str(tmp_path / "out"), "--mixed_precision", "no", "--logging_steps", "2", *tiny,
+    train_script().main(["--output_dir", str(tmp_path / "out"), "--mixed_precision", "no", "--logging_steps", "2", *tiny,
                 "--recipe", "identity", "--max_steps", "4", "--per_device_train_batch_size", "16",
                 "--identity_neighbours", "3", "--checkpointing_steps", "0", "--report_to", "none"])  # fmt: skip
     AcceleratorState._reset_state(True)

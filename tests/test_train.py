@@ -1,9 +1,10 @@
 """train.py: a tiny end-to-end run (train, checkpoint, export, reload through trust_remote_code), exact resume, bad input.
 
-Runs `train.main(argv)` in this process (tiny model, a few steps); the exported folder is reloaded in a clean offline
+Runs train.py's `main(argv)` in this process (tiny model, a few steps); the exported folder is reloaded in a clean offline
 interpreter that cannot import the repo.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -17,9 +18,10 @@ import torch
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
 
-from conftest import run_clean_python, tiny_config_kwargs
+from barcodemae import training
+from conftest import TRAIN_SCRIPT, run_clean_python, tiny_config_kwargs, train_script
 
-import train
+script = train_script()
 
 TINY = [f"--{key}={value}" for key, value in tiny_config_kwargs(decoder_num_hidden_layers=1).items()]
 
@@ -36,7 +38,7 @@ def fresh_accelerate_state():
 
 def run(tmp_path, *flags, output="out"):
     argv = ["--output_dir", str(tmp_path / output), "--mixed_precision", "no", "--logging_steps", "2", *TINY, *flags]
-    return train.main(argv)
+    return script.main(argv)
 
 
 @pytest.mark.slow
@@ -61,7 +63,7 @@ def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch
     assert correct == pytest.approx(round(correct), abs=1e-6)
     assert metrics["val_loss"] == pytest.approx(math.log(4**6), abs=0.5)
     # Checkpoints: step_2 was removed by --save_total_limit 1, no temporary folder left, none at the final step.
-    assert [path.name for path in train.list_checkpoints(out)] == ["step_4"]
+    assert [path.name for path in training.list_checkpoints(out)] == ["step_4"]
     assert not list((out / "checkpoints").glob(".*"))
     for name in ("config.json", "model.safetensors", "tokenizer_config.json", "modeling_barcodemae.py",
                  "configuration_barcodemae.py", "tokenization_barcodemae.py", "README.md", "metrics.jsonl"):  # fmt: skip
@@ -109,7 +111,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
              "--max_steps", "8", "--checkpointing_steps", "3", "--save_total_limit", "0"]  # fmt: skip
     run(tmp_path, *flags, output="straight")
     straight = tmp_path / "straight"
-    assert [p.name for p in train.list_checkpoints(straight)] == ["step_3", "step_6"]
+    assert [p.name for p in training.list_checkpoints(straight)] == ["step_3", "step_6"]
     # ~55 training barcodes, batch 8, accumulation 2: 4 steps per epoch, so step 3 is mid-epoch and 8 crosses one.
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
@@ -135,12 +137,11 @@ def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     """`torchrun --nproc_per_node 2` with ACCELERATE_USE_CPU=1: real DDP (gloo), one RNG state per process in the
     checkpoint, and a resumed 2-process run ends with the same weights as the uninterrupted one (the all-reduce of
     two processes is order-independent, so zero tolerance again)."""
-    repo = Path(train.__file__).resolve().parent
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
     def launch(output: str, *extra: str) -> str:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   str(repo / "train.py"), "--output_dir", str(tmp_path / output), "--mixed_precision", "no",
+                   str(TRAIN_SCRIPT), "--output_dir", str(tmp_path / output), "--mixed_precision", "no",
                    "--splits", "val", *TINY, "--per_device_train_batch_size", "4", "--max_steps", "6",
                    "--checkpointing_steps", "3", "--save_total_limit", "0", *extra]  # fmt: skip
         result = subprocess.run(command, env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -175,13 +176,13 @@ def test_processes_that_accelerate_does_not_see_are_an_error(tmp_path, monkeypat
 
 
 def test_build_config_presets_json_and_flags(tmp_path):
-    paper = train.build_config(train.parse_args(["--model_size", "paper"]))
+    paper = training.build_config(script.parse_args(["--model_size", "paper"]))
     assert (paper.num_hidden_layers, paper.hidden_size, paper.decoder_num_hidden_layers) == (6, 768, 6)
-    small = train.build_config(train.parse_args([]))
+    small = training.build_config(script.parse_args([]))
     assert (small.num_hidden_layers, small.hidden_size, small.objective) == (4, 256, "mae")
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"hidden_size": 64, "num_attention_heads": 4, "objective": "mlm", "auto_map": {}}))
-    config = train.build_config(train.parse_args(["--model_config", str(path), "--num_hidden_layers", "3"]))
+    config = training.build_config(script.parse_args(["--model_config", str(path), "--num_hidden_layers", "3"]))
     assert (config.hidden_size, config.num_hidden_layers, config.objective) == (64, 3, "mlm")
     assert config.intermediate_size == 3072  # fields not in the JSON: BarcodeMAEConfig defaults, not the preset
 
@@ -253,21 +254,21 @@ def test_probes_and_beyond_paper_objectives(tmp_path, fixture_path):
 
 def test_two_views_start_at_different_offsets(fixture_path):
     data = [{"sequence": "ACGTAC" * 20}, {"sequence": "ACGTACG"}]
-    views = train.OffsetBarcodes(data, k=6, seed=0, views=2)
+    views = training.OffsetBarcodes(data, k=6, seed=0, views=2)
     first, second = views[0]
     assert first != second and (first.endswith(second) or second.endswith(first))
     assert views[1] == ("ACGTACG", "CGTACG") or views[1] == ("CGTACG", "ACGTACG")  # two offsets keep a full 6-mer
-    assert views[0] == train.OffsetBarcodes(data, k=6, seed=0, views=2)[0]  # seeded: the same on resume
+    assert views[0] == training.OffsetBarcodes(data, k=6, seed=0, views=2)[0]  # seeded: the same on resume
 
 
 def test_recipe_sets_objective_and_optimiser_and_flags_win():
-    args = train.parse_args(["--recipe", "reference_optimiser"])
+    args = script.parse_args(["--recipe", "reference_optimiser"])
     assert (args.learning_rate, args.lr_scheduler, args.weight_decay, args.adam_beta2) == (1e-4, "onecycle", 1e-5, 0.999)
-    config = train.build_config(train.parse_args(["--recipe", "visible_profile", "--masked_loss_weight", "0.7"]))
+    config = training.build_config(script.parse_args(["--recipe", "visible_profile", "--masked_loss_weight", "0.7"]))
     assert (config.masked_loss_weight, config.profile_loss_weight) == (0.7, 1.0)
-    paper = train.build_config(train.parse_args(["--recipe", "paper"]))
+    paper = training.build_config(script.parse_args(["--recipe", "paper"]))
     assert (paper.masked_loss_weight, paper.profile_loss_weight, paper.contrastive_weight) == (1.0, 0.0, 0.0)
-    assert paper.pooling_layer == -1 and train.build_config(train.parse_args([])).pooling_layer == 0  # the default
+    assert paper.pooling_layer == -1 and training.build_config(script.parse_args([])).pooling_layer == 0  # the default
 
 
 def test_continue_pretraining_from_existing_weights(tmp_path):
@@ -276,21 +277,21 @@ def test_continue_pretraining_from_existing_weights(tmp_path):
     first = load_file(tmp_path / "out" / "model.safetensors")
     argv = ["--output_dir", str(tmp_path / "more"), "--mixed_precision", "no", "--max_steps", "1",
             "--learning_rate", "0", "--checkpointing_steps", "0", "--model_name_or_path", str(tmp_path / "out")]
-    train.main(argv)
+    script.main(argv)
     continued = load_file(tmp_path / "more" / "model.safetensors")
     assert continued.keys() == first.keys() and all(torch.equal(first[k], continued[k]) for k in first)  # lr 0
     from modeling_barcodemae import BarcodeMAEModel
 
     BarcodeMAEModel.from_pretrained(tmp_path / "out").save_pretrained(tmp_path / "encoder")  # encoder only
     AcceleratorState._reset_state(True)
-    train.main(argv[:-1] + [str(tmp_path / "encoder")])
+    script.main(argv[:-1] + [str(tmp_path / "encoder")])
     from_encoder = load_file(tmp_path / "more" / "model.safetensors")
     assert from_encoder.keys() == first.keys()
     encoder_keys = [key for key in first if key.startswith("barcodemae.")]
     assert encoder_keys and all(torch.equal(first[key], from_encoder[key]) for key in encoder_keys)  # lr 0
     assert not all(torch.equal(first[key], from_encoder[key]) for key in first if key.startswith("decoder"))  # fresh
     with pytest.raises(SystemExit):
-        train.parse_args(["--model_name_or_path", str(tmp_path / "out"), "--hidden_size", "64"])
+        script.parse_args(["--model_name_or_path", str(tmp_path / "out"), "--hidden_size", "64"])
 
 
 @pytest.mark.slow
@@ -301,7 +302,7 @@ def test_command_prints_one_error_line(tmp_path, content, message):
     path = tmp_path / "barcodes.csv"
     if content is not None:
         path.write_text(content)
-    result = subprocess.run([sys.executable, str(Path(train.__file__)), "--data_file", str(path), "--splits", "all",
+    result = subprocess.run([sys.executable, str(TRAIN_SCRIPT), "--data_file", str(path), "--splits", "all",
                              "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)  # fmt: skip
     lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
     assert result.returncode == 2 and lines[-1].startswith("error: ") and "barcodes.csv" in lines[-1]
@@ -313,3 +314,72 @@ def test_register_frame_off_exports_a_tokenizer_that_reads_barcodes_from_their_f
     saved = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
     assert saved["register_frame"] is False
     assert "reference frame" not in (tmp_path / "out" / "README.md").read_text()
+
+
+# sha256 of (model.safetensors, metrics.jsonl without its seq_per_s timings) of `seeded_run`, recorded with train.py
+# before its library moved to barcodemae/training.py; valid for the software and CPU kernels it was recorded with.
+RECORDED = {("2.13.0+cpu", "5.24.0", "AVX512"): (
+    "2abe9dabedfc1c65583f3cc5b8f5bcfba57ea0bffcd8990ca20efb4be8420cb7",
+    "86cf8e368825b6a96a185c9952064090850324ad4a1b38b0ab0f0ed1a8f6e138",
+)}
+
+
+def seeded_run(folder: Path) -> tuple[str, str]:
+    """`python train.py`, tiny, seeded, fp32 on one CPU thread (6 steps: accumulation, validation every 2 steps, a
+    checkpoint at 3): the sha256 of its weights and of its metrics (timings dropped)."""
+    command = [sys.executable, str(TRAIN_SCRIPT), "--output_dir", str(folder), "--mixed_precision", "no",
+               "--report_to", "none", "--splits", "val", *TINY, "--seed", "0", "--max_steps", "6",
+               "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2", "--logging_steps", "2",
+               "--eval_steps", "2", "--checkpointing_steps", "3"]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    metrics = "".join(json.dumps({k: v for k, v in row.items() if k != "seq_per_s"}) + "\n" for row in rows)
+    weights = (folder / "model.safetensors").read_bytes()
+    return hashlib.sha256(weights).hexdigest(), hashlib.sha256(metrics.encode()).hexdigest()
+
+
+@pytest.mark.slow
+def test_seeded_runs_give_identical_bytes_and_the_recorded_ones(tmp_path):
+    """Two seeded runs write the same weight bytes and metrics, and the ones train.py wrote before the refactor."""
+    first, second = seeded_run(tmp_path / "first"), seeded_run(tmp_path / "second")
+    assert first == second
+    import transformers
+
+    key = (torch.__version__, transformers.__version__, torch.backends.cpu.get_cpu_capability())
+    if key not in RECORDED:
+        pytest.skip(f"recorded bytes are for {list(RECORDED)}, not {key}")
+    assert first == RECORDED[key]
+
+
+def test_recipe_config_is_what_train_py_builds_from_a_recipe():
+    for recipe in ("paper", "visible_layer0", "identity"):
+        expected = training.build_config(script.parse_args(["--model_size", "tiny", "--recipe", recipe]))
+        assert training.recipe_config("tiny", recipe).to_dict() == expected.to_dict()
+    assert training.recipe_config().to_dict() == training.build_config(script.parse_args([])).to_dict()
+
+
+def test_importing_the_library_leaves_omp_wait_policy_alone(tmp_path):
+    code = "import os, barcodemae.training; print(os.environ.get('OMP_WAIT_POLICY'))"
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=TRAIN_SCRIPT.parent, env=environment,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and result.stdout.split()[-1] == "None", result.stderr
+
+
+def test_scale_lr_eval_steps_and_max_train_minutes(tmp_path):
+    """--scale_lr multiplies the learning rate by global batch / 256; --eval_steps validates on its own schedule;
+    --max_train_minutes 0 stops at the first log line, then validates and exports as at the end."""
+    flags = ["--splits", "val", "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+             "--checkpointing_steps", "0", "--report_to", "none"]  # fmt: skip
+    run(tmp_path, *flags, "--max_steps", "4", "--eval_steps", "3", "--scale_lr", "--learning_rate", "0.0128",
+        "--lr_scheduler", "onecycle", output="scaled")  # fmt: skip
+    saved = json.loads((tmp_path / "scaled" / "training_args.json").read_text())
+    assert saved["learning_rate"] == pytest.approx(0.0128 * 16 / 256)  # 8 x 1 process x 2 accumulation
+    rows = [json.loads(line) for line in (tmp_path / "scaled" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "val_loss" in row] == [3, 4]  # every 3 steps, and at the end
+    stopped = run(tmp_path, *flags, "--max_steps", "8", "--max_train_minutes", "0", output="stopped")
+    assert stopped["step"] == 2  # the first log line (--logging_steps 2)
+    assert json.loads((tmp_path / "stopped" / "training_args.json").read_text())["optimizer_steps"] == 2
+    assert (tmp_path / "stopped" / "model.safetensors").is_file()
