@@ -476,6 +476,20 @@ def write_model_card(args, config, metrics: dict, data_summary: dict, training: 
                       register_frame=args.register_frame == "on")  # fmt: skip
 
 
+PATH_ARGUMENTS = ("data_file", "model_config", "model_name_or_path", "output_dir", "probe_file", "resume_from_checkpoint")
+
+
+def portable_arguments(args) -> dict:
+    """The command-line arguments with local paths cut to their last component: an exported folder carries no path of
+    the machine it was trained on (a Hub id or `latest` stays as it is)."""
+    settings = dict(vars(args))
+    for name in PATH_ARGUMENTS:
+        value = settings.get(name)
+        if isinstance(value, str) and (Path(value).is_absolute() or Path(value).exists()):
+            settings[name] = Path(value).name
+    return settings
+
+
 def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summary: dict, training: dict) -> None:
     """The Hub folder: weights, tokenizer, custom code, model card, training_args.json (every process must call it)."""
     output_dir = Path(args.output_dir)
@@ -485,7 +499,8 @@ def export(accelerator, model, tokenizer, config, args, metrics: dict, data_summ
         unwrapped.save_pretrained(output_dir, state_dict=state_dict, save_function=accelerator.save)
         tokenizer.save_pretrained(output_dir)
         (output_dir / "README.md").write_text(write_model_card(args, config, metrics, data_summary, training))
-        (output_dir / "training_args.json").write_text(json.dumps({**vars(args), **training}, indent=2, default=str))
+        settings = {**portable_arguments(args), **training}
+        (output_dir / "training_args.json").write_text(json.dumps(settings, indent=2, default=str))
     accelerator.wait_for_everyone()
 
 

@@ -377,6 +377,8 @@ def test_scale_lr_eval_steps_and_max_train_minutes(tmp_path):
         "--lr_scheduler", "onecycle", output="scaled")  # fmt: skip
     saved = json.loads((tmp_path / "scaled" / "training_args.json").read_text())
     assert saved["learning_rate"] == pytest.approx(0.0128 * 16 / 256)  # 8 x 1 process x 2 accumulation
+    assert saved["output_dir"] == "scaled" and saved["data_file"] == "bioscan_fixture.csv.gz"  # no local paths
+    assert str(tmp_path) not in json.dumps(saved)
     rows = [json.loads(line) for line in (tmp_path / "scaled" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if "val_loss" in row] == [3, 4]  # every 3 steps, and at the end
     stopped = run(tmp_path, *flags, "--max_steps", "8", "--max_train_minutes", "0", output="stopped")
