@@ -103,8 +103,8 @@ def _add_search(parser: argparse.ArgumentParser, what: str) -> None:
 
     parser.add_argument("--search", choices=SEARCHES, default=SEARCHES[0],
                         help=f"how {what} are searched: exact: cosine on the model's own vectors; compact: on a "
-                        f"{COMPACT_DIMS}-dim float16 projection (512 bytes a barcode), its proposals re-scored by exact "
-                        f"cosine; auto: compact from {COMPACT_MIN_REFERENCES} barcodes on, for models of more than "
+                        f"{COMPACT_DIMS}-dim float16 projection (512 bytes a barcode; identify re-scores its proposals "
+                        f"by exact cosine); auto: compact from {COMPACT_MIN_REFERENCES} barcodes on, for models of more than "
                         f"{COMPACT_DIMS} dims (kmer:6)")  # fmt: skip
 
 
@@ -255,11 +255,13 @@ def command_cluster(args) -> None:
 
     from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
     from barcodemae.files import check_output_path, write_table
+    from barcodemae.index import embed_for_search, search_space
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
     records = _read(args.input, args.splits, args, encoder, label_columns=[args.compare_to])
-    vectors = _embed(encoder, records.sequences, args, "")
+    projection = search_space(encoder, records.sequences, args.search)  # the neighbour search of identify's index
+    vectors = embed_for_search(encoder, records.sequences, projection, not args.no_progress)
     if args.identity and args.method == "centroid":
         clusters = centroid_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
                                      args.measure, args.order)  # fmt: skip
@@ -341,13 +343,14 @@ def _command(commands, name: str, summary: str, run: Callable | None) -> argpars
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
+    """The command line; without `convert_arguments`, `convert` is listed but takes no arguments (its module imports
+    the whole transformers modelling stack: seconds of start-up the other commands do not need)."""
     from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
     from barcodemae.clustering import (
         DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES,
         METHODS, ORDERS,
     )
-    from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.identify import DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RULE, RULES
 
     measure_help = ("overlap: a barcode hanging over an end of the other is not charged for the overhang (100+ nt "
@@ -425,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --identity 0: the cosine distance at which to cut")
     cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE, help="with --identity 0")
     cluster.add_argument("--compare_to", default="dna_bin", help="report the AMI against this column when present")
+    _add_search(cluster, "the barcodes' neighbours")
     _add_model(cluster)
 
     evaluate = _command(commands, "evaluate", "the BIOSCAN-5M frozen-feature protocol, models side by side",
@@ -433,12 +437,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = _command(commands, "convert", "original BarcodeMAE/BarcodeBERT checkpoint to a Hub folder",
                        command_convert)  # fmt: skip
-    add_convert_arguments(convert)
+    if convert_arguments:
+        from barcodemae.convert import add_arguments as add_convert_arguments
+
+        add_convert_arguments(convert)
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> None:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(convert_arguments=words[:1] == ["convert"]).parse_args(words)
     import datasets
 
     datasets.disable_progress_bars()  # the file-reading bars; the embedding bar follows --no_progress
