@@ -2,11 +2,11 @@
 by every later call (`identify --index DIR`), memory-mapped.
 
 The folder (no pickle anywhere):
-- `vectors.G.safetensors`: `vectors` (N, D), the search vectors: the encoder's own vectors (float32) for references
-  under `COMPACT_MIN_REFERENCES` barcodes and encoders of at most `COMPACT_DIMS` dimensions (exact search, as
-  `identify --reference` searched before), else their projection onto `COMPACT_DIMS` principal directions of a
-  sample of the reference (uncentred SVD, unit rows, float16: 512 bytes a barcode; `projection` (D_encoder, D) float32
-  is stored too, queries are projected the same way);
+- `vectors.G.safetensors`: `vectors` (N, D), the search vectors (`wants_projection`, `--search`): the encoder's own
+  vectors (float32; exact search, as `identify` searched before the index) for references under
+  `COMPACT_MIN_REFERENCES` barcodes or encoders of at most `COMPACT_DIMS` dimensions, else their projection onto
+  `COMPACT_DIMS` principal directions of a sample of the reference (uncentred SVD, unit rows, float16: 512 bytes a
+  barcode; `projection` (D_encoder, D) float32 is stored too; `CompactReference` searches them);
 - `sequences.G.safetensors`: the barcodes 4 bits a nucleotide (`ALPHABET`: every IUPAC code), `offsets` (N + 1,
   bytes), `lengths`, and an 8-byte hash of each barcode (`index add` keeps a barcode once);
 - `records.G.parquet`: id and the labels per rank (dictionary-encoded: in memory a pointer per label);
@@ -229,9 +229,10 @@ class Entries:
     labels: dict[str, np.ndarray]
 
     @classmethod
-    def merged(cls, parts: Sequence, ranks: Sequence[str] = RANKS) -> tuple[Entries, int]:
+    def merged(cls, parts: Sequence) -> tuple[Entries, int]:
         """One entry per distinct barcode of `parts` (records with ids, sequences, labels; the first occurrence
-        kept) and how many repeated one seen before."""
+        kept) and how many repeated one seen before. Labels: the ranks any part has ("" where a part lacks one)."""
+        ranks = [rank for rank in RANKS if any(rank in part.labels for part in parts)]
         seen, keep = set(), []
         for part_index, part in enumerate(parts):
             for row, sequence in enumerate(part.sequences):
@@ -446,7 +447,8 @@ def add_to_index(index: ReferenceIndex, encoder, entries: Entries, progress: boo
     if len(new) == 0:
         return 0, len(entries.sequences)
     sequences = [entries.sequences[row] for row in new]
-    labels = {rank: np.concatenate([index.labels[rank], entries.labels[rank][new]])
+    unknown = np.full(len(entries.sequences), "", dtype=object)  # a rank the added files lack
+    labels = {rank: np.concatenate([index.labels[rank], entries.labels.get(rank, unknown)[new]])
               for rank in index.settings["ranks"]}  # fmt: skip
     vectors = embed_for_search(encoder, sequences, index.projection, progress)
     all_vectors = np.concatenate([index.vectors, vectors])

@@ -225,28 +225,44 @@ def accuracy(args) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """Log-log, one thread: seconds of the 300 queries (and of a separate index build, dashed) and peak memory."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frame = pd.DataFrame([{"tool": r["tool"], "threads": r["threads"], "size": r["size"],
-                           "seconds": r["query"]["seconds"] + (r["build"]["seconds"] if r["build"] else 0.0),
-                           "peak": max(r["query"]["peak_mib"], r["build"]["peak_mib"] if r["build"] else 0.0)}
-                          for r in rows if r["threads"] == 1])  # fmt: skip
+    frame = pd.DataFrame([{"tool": row["tool"], "size": row["size"], "query": row["query"]["seconds"],
+                           "build": row["build"]["seconds"] if row["build"] else np.nan,
+                           "peak": max(row["query"]["peak_mib"], row["build"]["peak_mib"] if row["build"] else 0.0)}
+                          for row in rows if row["threads"] == 1]).sort_values("size")  # fmt: skip
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for tool, part in frame.groupby("tool"):
-        axes[0].plot(part["size"], part["seconds"], marker="o", label=tool)
-        axes[1].plot(part["size"], part["peak"], marker="o", label=tool)
-    for axis, label in zip(axes, ("seconds: index build + 300 queries, 1 thread", "peak memory (MiB)")):
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("reference barcodes (beyond 16k: synthetic relatives)")
-        axis.set_ylabel(label)
+    for number, (tool, part) in enumerate(frame.groupby("tool")):
+        colour = f"C{number}"
+        axes[0].plot(part["size"], part["query"], marker="o", color=colour, label=f"{tool}: 300 queries")
+        if part["build"].notna().any():
+            axes[0].plot(part["size"], part["build"], marker="s", ls="--", color=colour, label=f"{tool}: index build")
+        axes[1].plot(part["size"], part["peak"], marker="o", color=colour, label=tool)
+    for axis, label in zip(axes, ("seconds, 1 thread, start-up included", "peak memory (MiB), build or query")):
+        axis.set(xscale="log", yscale="log", xlabel="reference barcodes (beyond 15,821: synthetic relatives)", ylabel=label)
         axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+        axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def rows_from_logs(paths: list[str]) -> list[dict]:
+    """The measurements of `table_line` rows in earlier runs' logs (to plot runs made in parts)."""
+    rows = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            if len(cells) != 8 or not cells[0].isdigit():
+                continue
+            build = re.fullmatch(r"([\d.]+) s, (\d+) MiB", cells[3])
+            rows.append({"size": int(cells[0]), "tool": cells[1], "threads": int(cells[2]),
+                         "build": {"seconds": float(build[1]), "peak_mib": float(build[2])} if build else None,
+                         "query": {"seconds": float(cells[4]), "peak_mib": float(cells[6])}, "genus": float(cells[7])})  # fmt: skip
+    return rows
 
 
 def table_line(row: dict) -> str:
@@ -272,6 +288,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/index_scale")
     parser.add_argument("--plot", default="docs/index_scale.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot_from", nargs="+", default=None, help="only plot the tables of these logs into --plot")
     parser.add_argument("--accuracy", action="store_true", help="exact against compact search instead (see accuracy)")
     parser.add_argument("--phase", choices=("val", "test"), default="test", help="with --accuracy")
     parser.add_argument("--extra_dir", default=None, help="with --accuracy: ../shared/data/extra")
@@ -279,6 +296,9 @@ def main() -> None:
     import datasets
 
     datasets.disable_progress_bars()
+    if args.plot_from:
+        plot(rows_from_logs(args.plot_from), Path(args.plot))
+        return
     if args.accuracy:
         import torch
 
