@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 from barcodemae.errors import UserError, run_main
@@ -79,11 +80,41 @@ def _add_embedding_options(parser) -> None:
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
 
 
-def _add_model(parser: argparse.ArgumentParser) -> None:
+def _add_reference_splits(parser: argparse.ArgumentParser, name: str = "--reference_splits") -> None:
+    parser.add_argument(name, nargs="+", default=None, help="only reference rows whose `split` column is one of these")
+
+
+def _add_calibration(parser: argparse.ArgumentParser, measure_help: str, index_note: str) -> None:
+    """How references are ranked and their abstention thresholds calibrated (identify, index build)."""
+    from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
+    from barcodemae.identify import DEFAULT_QUANTILE
+
+    parser.add_argument("--rank_by", choices=("identity", "cosine"), default="identity",
+                        help="identity: the --candidates cosine-nearest references re-ranked by alignment identity, "
+                        f"abstention thresholds in identity; cosine: cosine similarity only, thresholds in cosine{index_note}")  # fmt: skip
+    parser.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE,
+                        help=f"with --rank_by identity: the alignment identity; {measure_help}")
+    parser.add_argument("--quantile", type=OPEN_FRACTION, default=DEFAULT_QUANTILE,
+                        help="abstention: quantile of the reference's nearest-relative similarities per rank")
+
+
+def _add_search(parser: argparse.ArgumentParser, what: str) -> None:
+    from barcodemae.index import COMPACT_DIMS, COMPACT_MIN_REFERENCES, SEARCHES
+
+    parser.add_argument("--search", choices=SEARCHES, default=SEARCHES[0],
+                        help=f"how {what} are searched: exact: cosine on the model's own vectors; compact: on a "
+                        f"{COMPACT_DIMS}-dim float16 projection (512 bytes a barcode; identify re-scores its proposals "
+                        f"by exact cosine); auto: compact from {COMPACT_MIN_REFERENCES} barcodes on, for models of more than "
+                        f"{COMPACT_DIMS} dims (kmer:6)")  # fmt: skip
+
+
+def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
+    """The model and embedding options; `model_help`: --model has no default value (the command resolves it)."""
     from barcodemae.encoders import PRECISIONS
 
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help="kmer:K, a model folder or Hub id, NAME@LAYER")
+    group.add_argument("--model", default=None if model_help else DEFAULT_MODEL,
+                       help=model_help or "kmer:K, a model folder or Hub id, NAME@LAYER")
     group.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                        help="auto: bf16 autocast on GPUs and CPUs with bf16 instructions, else fp32; int8: dynamic "
                        "int8 linear layers on the CPU (1.5-1.7x on AVX2 CPUs, BENCHMARKS.md)")  # fmt: skip
@@ -92,11 +123,13 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
     _add_embedding_options(group)
 
 
-def _encoder(args):
+def _encoder(args, model: str | None = None):
+    """The encoder of --model (`model` when that is not given)."""
     from barcodemae.encoders import auto_precision, load_encoder
 
     precision = auto_precision(args.device) if args.precision == "auto" else args.precision
-    return load_encoder(args.model, args.layer, device=args.device, batch_size=args.batch_size, precision=precision)
+    return load_encoder(args.model or model or DEFAULT_MODEL, args.layer, device=args.device,
+                        batch_size=args.batch_size, precision=precision)  # fmt: skip
 
 
 def _embed(encoder, sequences, args, label: str):
@@ -135,45 +168,106 @@ def command_embed(args) -> None:
           f"{', '.join(map(str, written))}")  # fmt: skip
 
 
+def _reference_entries(paths: Sequence[str], args, encoder):
+    """The labelled barcodes of every file in `paths`, each barcode once (`index.Entries.merged`), and how many
+    repeated one read before."""
+    from barcodemae.identify import RANKS
+    from barcodemae.index import Entries
+
+    parts = []
+    for path in paths:
+        records = _read(path, args.reference_splits, args, encoder, label_columns=RANKS, deduplicate=True)
+        if not records.labels:
+            raise UserError(f"{path}: no label column: the reference needs one of {', '.join(RANKS)}")
+        parts.append(records)
+    return Entries.merged(parts)
+
+
+def _build_index(folder, paths: Sequence[str], args, encoder):
+    """A new index of the reference files `paths` (`index.build_index`) and how many repeated barcodes it left out."""
+    from barcodemae.index import build_index
+
+    entries, repeated = _reference_entries(paths, args, encoder)
+    index = build_index(folder, encoder, entries, args.measure, args.quantile, args.rank_by,
+                        not args.no_progress, [str(path) for path in paths], args.search)  # fmt: skip
+    return index, repeated
+
+
+def _loaded_index(args):
+    """The index of --index and its encoder (--model, by default the index's; refused when it is another)."""
+    from barcodemae.index import load_index
+
+    index = load_index(args.index)
+    return index, _encoder(args, index.settings["encoder"]["name"])
+
+
 def command_identify(args) -> None:
-    from barcodemae.cache import EmbeddingCache
+    import tempfile
+
     from barcodemae.files import check_output_path, write_table
-    from barcodemae.identify import RANKS, Reference, identify
+    from barcodemae.identify import RANKS, identify
 
     output = check_output_path(args.output, (".tsv", ".txt"))
-    encoder = _encoder(args)
-    reference_records = _read(args.reference, args.reference_splits, args, encoder, label_columns=RANKS,
-                              deduplicate=True)  # fmt: skip
-    if not reference_records.labels:
-        raise UserError(f"{args.reference}: no label column: the reference needs one of {', '.join(RANKS)}")
-    queries = _read(args.queries, args.query_splits, args, encoder)
-    cache = EmbeddingCache(args.cache_dir)
-    reference_vectors = cache.embed_layers(encoder, reference_records.sequences, "reference", not args.no_progress)[0]
-    by_identity = args.rank_by == "identity"
-    sequences = reference_records.sequences if by_identity else None
-    reference = Reference.calibrated(reference_vectors, reference_records.labels, sequences, args.quantile,
-                                     args.measure)  # fmt: skip
-    query_vectors = _embed(encoder, queries.sequences, args, "queries")
-    relatives = _relatives(args, reference_records.sequences, queries.sequences, cache) if args.relatives_model else None
-    table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
-                     args.candidates, not args.no_progress, args.rule, args.margin, relatives)  # fmt: skip
-    table.insert(0, "query", queries.ids)
-    table["nearest_reference"] = [reference_records.ids[index] for index in table["nearest_reference"]]
+    if (args.index is None) == (args.reference is None):
+        raise UserError("identify needs a reference: give --reference FILE... or --index DIR (one of them)")
+    with tempfile.TemporaryDirectory(prefix="barcodemae-reference-") as temporary:
+        if args.index is not None:
+            index, encoder = _loaded_index(args)
+        else:
+            encoder = _encoder(args)
+            index = _build_index(Path(temporary) / "index", args.reference, args, encoder)[0]
+        reference = index.reference(encoder, args.measure, args.quantile, args.rank_by)
+        queries = _read(args.queries, args.query_splits, args, encoder)
+        query_vectors = _embed(encoder, queries.sequences, args, "queries")
+        by_identity = args.rank_by == "identity"
+        relatives = _relatives(args, reference.sequences, queries.sequences) if args.relatives_model else None
+        table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
+                         args.candidates, not args.no_progress, args.rule, args.margin, relatives)  # fmt: skip
+        table.insert(0, "query", queries.ids)
+        table["nearest_reference"] = index.reference_ids(table["nearest_reference"])
     write_table(output, table)
     summary = ", ".join(f"{rank} {(table[rank] != '').mean():.0%} (threshold {reference.thresholds[rank]:.3f})"
                         for rank in RANKS if rank in table)  # fmt: skip
     models = encoder.name + (f", relatives by {args.relatives_model}" if args.relatives_model else "")
-    print(f"{len(queries)} queries against {len(reference_records)} reference barcodes ({models}); "
+    print(f"{len(queries)} queries against {len(index)} reference barcodes ({models}); "
           f"called: {summary}; written: {output}")
 
 
-def _relatives(args, reference_sequences: list[str], query_sequences: list[str], cache):
+def _relatives(args, reference_sequences, query_sequences: list[str]):
     """(reference, query) vectors of --relatives_model, which needs --rank_by identity."""
     if args.rank_by != "identity":
         raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
     encoder = _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model}))
-    reference_vectors = cache.embed_layers(encoder, reference_sequences, "reference", not args.no_progress)[0]
-    return reference_vectors, _embed(encoder, query_sequences, args, "queries")
+    return _embed(encoder, list(reference_sequences), args, "reference"), _embed(encoder, query_sequences, args, "queries")
+
+
+def command_index_build(args) -> None:
+    started = time.perf_counter()
+    encoder = _encoder(args)
+    index, repeated = _build_index(Path(args.output), args.references, args, encoder)
+    print(f"indexed {len(index)} barcodes ({encoder.name}; {repeated} repeated barcodes kept once) in "
+          f"{time.perf_counter() - started:.1f} s: {args.output}\n{index.describe()}")
+
+
+def command_index_add(args) -> None:
+    from barcodemae.index import add_to_index, load_index
+
+    started = time.perf_counter()
+    args.index = args.folder
+    index, encoder = _loaded_index(args)
+    args.reference_splits = args.splits
+    entries, repeated = _reference_entries(args.references, args, encoder)
+    added, held = add_to_index(index, encoder, entries, not args.no_progress)
+    index = load_index(args.folder, verify=False)
+    print(f"added {added} barcodes to {args.folder} ({held} already in the index and {repeated} repeated in the "
+          f"files, kept once; thresholds recalibrated on all {len(index)}) in {time.perf_counter() - started:.1f} s\n"
+          f"{index.describe()}")
+
+
+def command_index_info(args) -> None:
+    from barcodemae.index import load_index
+
+    print(load_index(args.folder).describe())
 
 
 def command_cluster(args) -> None:
@@ -181,11 +275,13 @@ def command_cluster(args) -> None:
 
     from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
     from barcodemae.files import check_output_path, write_table
+    from barcodemae.index import embed_for_search, search_space
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
     records = _read(args.input, args.splits, args, encoder, label_columns=[args.compare_to])
-    vectors = _embed(encoder, records.sequences, args, "")
+    projection = search_space(encoder, records.sequences, args.search)  # the neighbour search of identify's index
+    vectors = embed_for_search(encoder, records.sequences, projection, not args.no_progress)
     if args.identity and args.method == "centroid":
         clusters = centroid_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
                                      args.measure, args.order)  # fmt: skip
@@ -259,22 +355,25 @@ def command_convert(args) -> None:
     convert(args.source, args.out_dir, kind=args.kind, verify_output=not args.no_verify, force=args.force)
 
 
-def _command(commands, name: str, summary: str, run: Callable) -> argparse.ArgumentParser:
+def _command(commands, name: str, summary: str, run: Callable | None) -> argparse.ArgumentParser:
+    """A (sub)command; `run` None: one that only holds actions of its own."""
     parser = commands.add_parser(name, help=summary, description=summary, formatter_class=_HelpFormatter)
-    parser.set_defaults(run=run)
+    if run is not None:
+        parser.set_defaults(run=run)
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
+    """The command line; without `convert_arguments`, `convert` is listed but takes no arguments (its module imports
+    the whole transformers modelling stack: seconds of start-up the other commands do not need)."""
     from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
     from barcodemae.clustering import (
         DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES,
         METHODS, ORDERS,
     )
-    from barcodemae.convert import add_arguments as add_convert_arguments
     from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
     from barcodemae.identify import (
-        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_QUANTILE, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
+        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
     )
 
     measure_help = ("overlap: a barcode hanging over an end of the other is not charged for the overhang (100+ nt "
@@ -295,35 +394,52 @@ def build_parser() -> argparse.ArgumentParser:
     identify = _command(commands, "identify", "assign species/genus/family/order from a labelled reference",
                         command_identify)  # fmt: skip
     _add_input(identify, "queries", "--query_splits")
-    identify.add_argument("--reference", required=True, help="labelled barcodes (columns species, genus, family, order)")
-    identify.add_argument("--reference_splits", nargs="+", default=None,
-                          help="only reference rows whose `split` column is one of these")
+    identify.add_argument("--reference", nargs="+", default=None,
+                          help="labelled barcodes (columns species, genus, family, order), one file or several; "
+                          "indexed for this run only (barcodemae index build keeps it)")
+    identify.add_argument("--index", default=None, help="a reference folder made by barcodemae index build")
+    _add_reference_splits(identify)
     identify.add_argument("--output", required=True, help="OUT.tsv: one row per query")
     identify.add_argument("--neighbours", type=POSITIVE_INT, default=DEFAULT_NEIGHBOURS,
                           help="k nearest references per query")
-    identify.add_argument("--rank_by", choices=("identity", "cosine"), default="identity",
-                          help="identity: the --candidates cosine-nearest references re-ranked by alignment identity, "
-                          "abstention thresholds in identity; cosine: cosine similarity only, thresholds in cosine")
     identify.add_argument("--candidates", type=POSITIVE_INT, default=DEFAULT_CANDIDATES,
                           help="with --rank_by identity: the nearest references by embedding that identity re-ranks")
-    identify.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE,
-                          help=f"with --rank_by identity: the alignment identity; {measure_help}")
     identify.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
                           help="best: every rank's call is the best hit's label (holds at every reference density); "
                           "lca: the same, called only where every hit within --margin of the best agrees; vote: genus "
                           "and coarser by the similarity-weighted vote of the --neighbours nearest (dense references)")
     identify.add_argument("--margin", default=DEFAULT_MARGIN, help="with --rule lca: identity (or cosine) margin",
                           type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a number from 0 to 1"))
-    identify.add_argument("--quantile", type=OPEN_FRACTION, default=DEFAULT_QUANTILE,
-                          help="abstention: quantile of the reference's nearest-relative similarities per rank")  # fmt: skip
-    identify.add_argument("--cache_dir", default=None, help="keep the reference embeddings here between runs")
+    _add_calibration(identify, measure_help, " (an --index calibrated otherwise is recalibrated for this run)")
+    _add_search(identify, "the --reference barcodes")
     identify.add_argument("--relatives_model", default=None,
                           help="a second embedding (e.g. checkpoints/barcodemae-4x256-bold) that proposes the candidates "
                           "of queries whose best hit is below --species_match: more genera right for species missing "
                           "from an insect reference (docs/identification.md); default: none")
     identify.add_argument("--species_match", type=OPEN_FRACTION, default=DEFAULT_SPECIES_MATCH,
                           help="with --relatives_model: the identity from which a best hit counts as a species-level match")
-    _add_model(identify)
+    _add_model(identify, "kmer:K, a model folder or Hub id, NAME@LAYER; with --index, the index's model "
+               f"(default: {DEFAULT_MODEL})")
+
+    index = _command(commands, "index", "a saved reference for identify --index: build, add, info", None)
+    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    build = _command(index_commands, "build", "index labelled reference barcodes (one folder, memory-mapped)",
+                     command_index_build)  # fmt: skip
+    build.add_argument("references", nargs="+", help="FASTA, CSV, TSV or parquet files of labelled barcodes (.gz ok)")
+    build.add_argument("--output", required=True, help="the index folder to make (must not exist)")
+    _add_reference_splits(build)
+    _add_calibration(build, measure_help, "")
+    _add_search(build, "the indexed barcodes")
+    _add_model(build)
+    add = _command(index_commands, "add", "add the new barcodes of more files to an index (thresholds recalibrated)",
+                   command_index_add)  # fmt: skip
+    add.add_argument("folder", help="an index folder made by barcodemae index build")
+    add.add_argument("references", nargs="+", help="FASTA, CSV, TSV or parquet files of labelled barcodes (.gz ok)")
+    _add_reference_splits(add, "--splits")
+    _add_model(add, "the index's model (the default; another one is refused)")
+    info = _command(index_commands, "info", "what an index holds, its settings and sizes (files checked)",
+                    command_index_info)  # fmt: skip
+    info.add_argument("folder", help="an index folder")
 
     cluster = _command(commands, "cluster", "BIN-like clusters, no cluster count needed", command_cluster)
     _add_input(cluster)
@@ -344,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --identity 0: the cosine distance at which to cut")
     cluster.add_argument("--linkage", choices=LINKAGES, default=DEFAULT_LINKAGE, help="with --identity 0")
     cluster.add_argument("--compare_to", default="dna_bin", help="report the AMI against this column when present")
+    _add_search(cluster, "the barcodes' neighbours")
     _add_model(cluster)
 
     evaluate = _command(commands, "evaluate", "the BIOSCAN-5M frozen-feature protocol, models side by side",
@@ -352,12 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = _command(commands, "convert", "original BarcodeMAE/BarcodeBERT checkpoint to a Hub folder",
                        command_convert)  # fmt: skip
-    add_convert_arguments(convert)
+    if convert_arguments:
+        from barcodemae.convert import add_arguments as add_convert_arguments
+
+        add_convert_arguments(convert)
     return parser
 
 
 def _main(argv: Sequence[str] | None) -> None:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(convert_arguments=words[:1] == ["convert"]).parse_args(words)
     import datasets
 
     datasets.disable_progress_bars()  # the file-reading bars; the embedding bar follows --no_progress

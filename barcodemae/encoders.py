@@ -22,7 +22,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from modeling_barcodemae import masked_mean
 from tokenization_barcodemae import NUCLEOTIDES
 
 from barcodemae.errors import UserError, UserFileNotFoundError
@@ -107,6 +106,8 @@ def _max_tokens(model, tokenizer) -> int | None:
 
 def _pool_frame(model, tokenizer, frame, layer_list, batch_size, precision, bar) -> torch.Tensor:
     """(len(layer_list), N, D) pooled hidden states of one list of sequences, batched by sorted length."""
+    from modeling_barcodemae import masked_mean  # here: kmer:K never needs transformers' modelling stack
+
     device = next(model.parameters()).device
     max_tokens = _max_tokens(model, tokenizer)
     order = sorted(range(len(frame)), key=lambda index: len(frame[index]))

@@ -68,6 +68,10 @@ class Reference:
         thresholds = calibrate_thresholds(vectors, labels, quantile, sequences=sequences, measure=measure)
         return cls(vectors, labels, thresholds, sequences, measure)
 
+    def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` cosine-nearest references of each query vector: (indices, similarities), nearest first."""
+        return nearest_neighbours(self.vectors, queries, n)
+
 
 def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row, the largest similarity where `same` holds (-inf where it holds nowhere) and its column."""
@@ -89,36 +93,47 @@ def _relative_similarities(
     return np.array([identity(sequences[row], sequences[relative]) for row, relative in pairs])
 
 
+def _related(codes: dict, known: dict, rank: str, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """(rows x columns) whether a column barcode is a relative of a row barcode at `rank`: the same taxon there,
+    another one rank below (both known)."""
+    same = (codes[rank][rows, None] == codes[rank][None, columns]) & known[rank][columns][None] & known[rank][rows, None]
+    below = RANKS[RANKS.index(rank) - 1] if rank != RANKS[0] else None
+    if below in codes:
+        same &= (codes[below][rows, None] != codes[below][None, columns]) & known[below][columns][None]
+        same &= known[below][rows, None]
+    return same
+
+
 def calibrate_thresholds(
     vectors: np.ndarray, labels: dict[str, np.ndarray], quantile: float = DEFAULT_QUANTILE, sample: int = 2000,
-    seed: int = 0, chunk_size: int = 512, sequences: list[str] | None = None, measure: str = DEFAULT_MEASURE,
+    seed: int = 0, block_cells: int = 1 << 24, sequences: list[str] | None = None, measure: str = DEFAULT_MEASURE,
 ) -> dict[str, float]:
     """Per rank, the `quantile` of the similarity between a reference barcode and its nearest relative: same taxon at
     this rank, another taxon one rank below (species: any other barcode of the species). `sample` barcodes (seeded)
-    are compared with the whole reference. With `sequences`, the relative is the cosine-nearest one and the
+    are compared with the whole reference, `block_cells` similarities (sample x reference barcodes) at a time: memory
+    stays bounded and `vectors` may be memory-mapped. With `sequences`, the relative is the cosine-nearest one and the
     similarity its alignment identity by `measure` (the measure `identify` ranks by then). A rank without any such
     pair gets no threshold (-inf: never abstains).
     """
-    unit = unit_rows(vectors)
     labels = {rank: labels[rank] for rank in RANKS if rank in labels}
     codes = {rank: torch.from_numpy(pd.factorize(labels[rank])[0]) for rank in labels}  # "" gets a code too
-    rows = np.random.default_rng(seed).permutation(len(unit))[:sample]
-    nearest = {rank: [] for rank in labels}
-    for start in range(0, len(rows), chunk_size):
-        chunk = torch.from_numpy(rows[start : start + chunk_size])
-        similarity = unit[chunk] @ unit.T
-        similarity[torch.arange(len(chunk)), chunk] = float("-inf")  # not its own relative
-        for rank in labels:
-            known = torch.from_numpy(labels[rank] != "")
-            same = (codes[rank][chunk, None] == codes[rank][None]) & known[None] & known[chunk, None]
-            below = RANKS[RANKS.index(rank) - 1] if rank != RANKS[0] else None
-            if below in labels:
-                known_below = torch.from_numpy(labels[below] != "")
-                same &= (codes[below][chunk, None] != codes[below][None]) & known_below[None] & known_below[chunk, None]
-            nearest[rank].append((chunk, *_nearest_relative(similarity, same)))
+    known = {rank: torch.from_numpy(np.asarray(labels[rank] != "")) for rank in labels}
+    rows = torch.from_numpy(np.random.default_rng(seed).permutation(len(vectors))[:sample])
+    queries = unit_rows(vectors[np.sort(rows.numpy())])[torch.argsort(torch.argsort(rows))]
+    nearest = {rank: (torch.full((len(rows),), float("-inf")), torch.zeros(len(rows), dtype=torch.long)) for rank in labels}
+    block = max(1, block_cells // max(len(rows), 1))
+    with torch.inference_mode():
+        for start in range(0, len(vectors), block):
+            columns = torch.arange(start, min(start + block, len(vectors)))
+            similarity = queries @ unit_rows(vectors[start : start + block]).T
+            similarity[rows[:, None] == columns[None]] = float("-inf")  # not its own relative
+            for rank in labels:
+                value, column = _nearest_relative(similarity, _related(codes, known, rank, rows, columns))
+                better = value > nearest[rank][0]
+                nearest[rank][0][better], nearest[rank][1][better] = value[better], column[better] + start
     thresholds = {}
-    for rank, found in nearest.items():
-        values = _relative_similarities(found, sequences, measure)
+    for rank, (cosine, relatives) in nearest.items():
+        values = _relative_similarities([(rows, cosine, relatives)], sequences, measure)
         thresholds[rank] = float(np.quantile(values, quantile)) if len(values) else float("-inf")
     return thresholds
 
@@ -168,7 +183,7 @@ def ranked_neighbours(
     aligned = reference.sequences is not None
     if aligned and query_sequences is None:
         raise UserError("the reference ranks by alignment identity (it has sequences): give the query sequences too")
-    indices, similarities = nearest_neighbours(reference.vectors, queries, n)
+    indices, similarities = reference.nearest(queries, n)
     if aligned:
         return _rank_by_identity(reference.sequences, query_sequences, indices, reference.measure, progress)
     return indices, similarities

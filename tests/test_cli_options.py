@@ -1,11 +1,10 @@
-"""Command options and edge cases of identify / cluster that the end-to-end tests do not reach: the embedding cache,
---id_column, a single barcode, a reference without labels, and the faiss search path."""
+"""Command options and edge cases of identify / cluster that the end-to-end tests do not reach: --id_column, a
+single barcode, a reference without labels."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from barcodemae import neighbours
 from barcodemae.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,19 +21,6 @@ def val_file(tmp_path_factory, fixture_metadata):
 def identify(queries, reference, output, *options):
     return main(["identify", str(queries), "--reference", str(reference), "--output", str(output), "--no_progress",
                  "--model", "kmer:4", *map(str, options)])  # fmt: skip
-
-
-def test_identify_cache_dir_stores_the_reference_embeddings_and_reuses_them(tmp_path, val_file):
-    cache, by_cosine = tmp_path / "cache", ["--cache_dir", tmp_path / "cache", "--rank_by", "cosine"]
-    assert identify(val_file, val_file, tmp_path / "first.tsv", *by_cosine) == 0
-    stored = sorted(path.name for path in cache.iterdir())
-    assert any(name.endswith(".npy") for name in stored)
-    for path in cache.glob("*.npy"):  # the second run must read these: poison them and the calls change
-        np.save(path, np.roll(np.load(path), 1, axis=-2))  # (layers, barcodes, dims): each vector on another barcode
-    assert identify(val_file, val_file, tmp_path / "second.tsv", *by_cosine) == 0
-    assert sorted(path.name for path in cache.iterdir()) == stored
-    first, second = (pd.read_csv(tmp_path / f"{name}.tsv", sep="\t", dtype=str) for name in ("first", "second"))
-    assert not first["nearest_reference"].equals(second["nearest_reference"])
 
 
 def test_id_column_names_the_records(tmp_path, val_file, fixture_metadata):
@@ -69,18 +55,3 @@ def test_a_reference_without_label_columns_is_an_error_naming_it(tmp_path, val_f
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: ") and "unlabelled.csv: no label column" in error[0]
     assert not (tmp_path / "calls.tsv").exists()
-
-
-def test_faiss_search_equals_the_torch_search(monkeypatch):
-    """Above FAISS_MIN_KEYS keys, with faiss installed, the flat index gives the exact neighbours torch gives."""
-    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install barcodemae[faiss])")
-    rng = np.random.default_rng(0)
-    keys, queries = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(40, 16)).astype(np.float32)
-    exact_indices, exact_similarities = neighbours.nearest_neighbours(keys, queries, k=5)  # 300 keys: torch
-    used = []
-    real = neighbours._faiss
-    monkeypatch.setattr(neighbours, "_faiss", lambda: used.append(True) or real())
-    monkeypatch.setattr(neighbours, "FAISS_MIN_KEYS", 100)
-    indices, similarities = neighbours.nearest_neighbours(keys, queries, k=5)
-    assert used and np.array_equal(indices, exact_indices)
-    np.testing.assert_allclose(similarities, exact_similarities, atol=1e-5)

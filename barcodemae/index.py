@@ -1,0 +1,494 @@
+"""A saved reference library for `identify`: built once (`barcodemae index build`), grown (`index add`), searched
+by every later call (`identify --index DIR`), memory-mapped.
+
+The folder (no pickle anywhere):
+- `vectors.G.safetensors`: `vectors` (N, D), the search vectors (`wants_projection`, `--search`): the encoder's own
+  vectors (float32; exact search, as `identify` searched before the index) for references under
+  `COMPACT_MIN_REFERENCES` barcodes or encoders of at most `COMPACT_DIMS` dimensions, else their projection onto
+  `COMPACT_DIMS` principal directions of a sample of the reference (uncentred SVD, unit rows, float16: 512 bytes a
+  barcode; `projection` (D_encoder, D) float32 is stored too; `CompactReference` searches them);
+- `sequences.G.safetensors`: the barcodes 4 bits a nucleotide (`ALPHABET`: every IUPAC code), `offsets` (N + 1,
+  bytes), `lengths`, and an 8-byte hash of each barcode (`index add` keeps a barcode once);
+- `records.G.parquet`: id and the labels per rank (dictionary-encoded: in memory a pointer per label);
+- `settings.G.json`: the encoder (name and `cache_key`: a hash of the weights, or kmer:K), the search vectors'
+  kind, the identity measure, quantile and per-rank thresholds calibrated on the whole reference;
+- `manifest.json`, written last (atomically): the generation G and each file's size and SHA-256. A folder without
+  it, or whose files do not match it (truncated, corrupted), is refused with one error.
+
+`build` writes a new folder beside the target and renames it into place; `add` writes generation G + 1 next to G,
+replaces the manifest (the switch), then deletes generation G: an interrupted write leaves the previous index whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from barcodemae.errors import UserError, UserFileNotFoundError
+from barcodemae.identify import DEFAULT_QUANTILE, RANKS, Reference, calibrate_thresholds
+from barcodemae.neighbours import nearest_neighbours
+
+FORMAT = "barcodemae-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ALPHABET = "ACGTRYSWKMBDHVNU"  # 4-bit codes of the stored barcodes: the nucleotides, the IUPAC ambiguity codes, U
+COMPACT_DIMS = 256  # search vectors of large references: float16, 512 bytes a barcode
+SEARCHES = ("auto", "exact", "compact")
+COMPACT_MIN_REFERENCES = 50_000  # below this, exact search on the encoder's own vectors (docs/index.md: the switch)
+PROJECTION_SAMPLE = 8192  # reference barcodes the projection is fitted on (seeded)
+RESCORE_FACTOR = 4  # compact search proposes this many times the candidates asked for; exact cosine keeps those
+EMBED_CHUNK = 16384  # barcodes embedded (and projected) at a time: bounded memory for any reference size
+_CODES = np.full(256, 255, dtype=np.uint8)
+for _code, _base in enumerate(ALPHABET):
+    _CODES[ord(_base)] = _code
+_BASES = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)
+_SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "uint8": "U8", "uint16": "U16", "int64": "I64",
+                       "uint64": "U64"}  # fmt: skip
+_NUMPY_DTYPES = {code: name for name, code in _SAFETENSORS_DTYPES.items()}
+
+
+# ---- files: safetensors written in a stream and read memory-mapped; hashes ----
+
+
+def write_tensors(path: Path, tensors: dict[str, Sequence[np.ndarray]], rows_per_write: int = 65536) -> None:
+    """A safetensors file of tensors given as parts to concatenate along the first axis, written part by part (no
+    tensor is ever assembled in memory)."""
+    header, offset = {}, 0
+    for name, parts in tensors.items():
+        rows = sum(len(part) for part in parts)
+        size = sum(part.nbytes for part in parts)
+        dtype = _SAFETENSORS_DTYPES[np.dtype(parts[0].dtype).name]
+        header[name] = {"dtype": dtype, "shape": [rows, *parts[0].shape[1:]], "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as file:
+        file.write(len(text).to_bytes(8, "little"))
+        file.write(text)
+        for parts in tensors.values():
+            for part in parts:
+                for start in range(0, len(part), rows_per_write):
+                    file.write(np.ascontiguousarray(part[start : start + rows_per_write]).data)
+
+
+def map_tensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file as read-only memory maps."""
+    with open(path, "rb") as file:
+        size = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(size))
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape = np.dtype(_NUMPY_DTYPES[entry["dtype"]]), tuple(entry["shape"])
+        start, end = entry["data_offsets"]
+        tensors[name] = (np.memmap(path, dtype, "r", offset=8 + size + start, shape=shape) if end > start
+                         else np.empty(shape, dtype))  # fmt: skip
+    return tensors
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def barcode_hashes(sequences: Sequence[str]) -> np.ndarray:
+    """An 8-byte hash of each barcode (uint64): how `index add` recognises a barcode it already holds."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(sequence.encode(), digest_size=8).digest(), "little")
+                        for sequence in sequences), dtype=np.uint64, count=len(sequences))  # fmt: skip
+
+
+# ---- barcodes, 4 bits a nucleotide ----
+
+
+def pack_sequences(sequences: Sequence[str]) -> dict[str, np.ndarray]:
+    """`packed` (two nucleotides a byte), `offsets` (N + 1, where each barcode's bytes start), `lengths`."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    codes = _CODES[np.frombuffer("".join(s + "A" * (len(s) % 2) for s in sequences).encode(), dtype=np.uint8)]
+    if (codes == 255).any():
+        raise UserError(f"a barcode holds a character that is not one of {ALPHABET} (clean barcodes first)")
+    packed = (codes[0::2] << 4) | codes[1::2]
+    offsets = np.concatenate([[0], np.cumsum((lengths + 1) // 2)])
+    return {"packed": packed, "offsets": offsets, "lengths": lengths.astype(np.uint16)}
+
+
+class PackedSequences:
+    """Read-only list of barcodes stored 4 bits a nucleotide (`pack_sequences`), decoded when asked for."""
+
+    def __init__(self, packed: np.ndarray, offsets: np.ndarray, lengths: np.ndarray):
+        self.packed, self.offsets, self.lengths = packed, offsets, lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, index: int) -> str:
+        data = np.asarray(self.packed[self.offsets[index] : self.offsets[index + 1]])
+        codes = np.stack([data >> 4, data & 15], axis=1).reshape(-1)[: self.lengths[index]]
+        return _BASES[codes].tobytes().decode()
+
+
+# ---- search vectors ----
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+
+
+def fit_projection(vectors: np.ndarray, dims: int = COMPACT_DIMS) -> np.ndarray:
+    """(D, dims) float32: the top right singular vectors of (uncentred) `vectors`, so that dot products, and so
+    cosine similarities, of the projected rows approximate those of the rows."""
+    import torch
+
+    _, _, right = torch.linalg.svd(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), full_matrices=False)
+    return right[:dims].T.contiguous().numpy()
+
+
+def project(vectors: np.ndarray, projection: np.ndarray | None) -> np.ndarray:
+    """Search vectors: the vectors themselves (float32) without a projection, else their projection's unit rows in
+    float16."""
+    if projection is None:
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    return _unit(np.asarray(vectors, dtype=np.float32) @ projection).astype(np.float16)
+
+
+def wants_projection(references: int, dims: int, search: str = "auto") -> bool:
+    """Whether a reference of this many barcodes, embedded in `dims` dimensions, is searched on compact vectors:
+    `search` "compact", "exact", or "auto" (`SEARCHES`): from `COMPACT_MIN_REFERENCES` barcodes on, for encoders of
+    more than `COMPACT_DIMS` dimensions."""
+    if search not in SEARCHES:
+        raise UserError(f"the search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    return search == "compact" or (search == "auto" and references >= COMPACT_MIN_REFERENCES and dims > COMPACT_DIMS)
+
+
+def embed_for_search(encoder, sequences: Sequence[str], projection: np.ndarray | None, progress: bool = False):
+    """The search vectors of `sequences`, embedded `EMBED_CHUNK` at a time (only a chunk's full vectors in memory)."""
+    from tqdm.auto import tqdm
+
+    parts = []
+    bar = tqdm(total=len(sequences), desc=f"{encoder.name} embedding", unit="seq", leave=False, disable=not progress)
+    for start in range(0, len(sequences), EMBED_CHUNK):
+        chunk = sequences[start : start + EMBED_CHUNK]
+        parts.append(project(encoder.embed(chunk), projection))
+        bar.update(len(chunk))
+    bar.close()
+    return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
+
+
+def search_space(encoder, sequences: Sequence[str], search: str = "auto", seed: int = 0) -> np.ndarray | None:
+    """The projection these reference barcodes are searched through (`wants_projection`), fitted on a seeded sample
+    of up to `PROJECTION_SAMPLE` of them; None: exact search on the encoder's own vectors."""
+    sample = np.sort(np.random.default_rng(seed).permutation(len(sequences))[:PROJECTION_SAMPLE])
+    vectors = encoder.embed([sequences[row] for row in sample])
+    return fit_projection(vectors) if wants_projection(len(sequences), vectors.shape[1], search) else None
+
+
+class CompactReference(Reference):
+    """A reference searched on projected vectors (`vectors` float16; queries are the encoder's own vectors): the
+    `RESCORE_FACTOR` x n nearest by the projection, then the n nearest of those by the encoder's exact cosine (their
+    barcodes embedded again): the exact search's candidates wherever its n nearest are among the proposals."""
+
+    def __init__(self, vectors, labels, thresholds, sequences, measure, projection: np.ndarray, encoder, barcodes):
+        super().__init__(vectors, labels, thresholds, sequences, measure)
+        self.projection, self.encoder, self.barcodes = projection, encoder, barcodes
+
+    def nearest(self, queries: np.ndarray, n: int, chunk_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        proposed, _ = nearest_neighbours(self.vectors, project(queries, self.projection), RESCORE_FACTOR * n)
+        n = min(n, proposed.shape[1])
+        indices, similarities = np.empty((len(queries), n), np.int64), np.empty((len(queries), n), np.float32)
+        for start in range(0, len(queries), chunk_size):  # the proposals' own vectors, a chunk of queries at a time
+            rows, inverse = np.unique(proposed[start : start + chunk_size], return_inverse=True)
+            exact = _unit(self.encoder.embed([self.barcodes[row] for row in rows]))
+            cosine = _unit(np.asarray(queries[start : start + chunk_size], dtype=np.float32)) @ exact.T
+            found = np.take_along_axis(cosine, inverse.reshape(len(cosine), -1), 1)
+            order = np.argsort(-found, axis=1, kind="stable")[:, :n]
+            indices[start : start + chunk_size] = np.take_along_axis(proposed[start : start + chunk_size], order, 1)
+            similarities[start : start + chunk_size] = np.take_along_axis(found, order, 1)
+        return indices, similarities
+
+
+# ---- the index ----
+
+
+@dataclass
+class Entries:
+    """Barcodes to store: ids, sequences, labels per rank ("" = unknown)."""
+
+    ids: list[str]
+    sequences: list[str]
+    labels: dict[str, np.ndarray]
+
+    @classmethod
+    def merged(cls, parts: Sequence) -> tuple[Entries, int]:
+        """One entry per distinct barcode of `parts` (records with ids, sequences, labels; the first occurrence
+        kept) and how many repeated one seen before. Labels: the ranks any part has ("" where a part lacks one)."""
+        ranks = [rank for rank in RANKS if any(rank in part.labels for part in parts)]
+        seen, keep = set(), []
+        for part_index, part in enumerate(parts):
+            for row, sequence in enumerate(part.sequences):
+                if sequence not in seen:
+                    seen.add(sequence)
+                    keep.append((part_index, row))
+        ids = [parts[p].ids[row] for p, row in keep]
+        sequences = [parts[p].sequences[row] for p, row in keep]
+        labels = {rank: np.array([parts[p].labels[rank][row] if rank in parts[p].labels else "" for p, row in keep],
+                                 dtype=object) for rank in ranks}  # fmt: skip
+        return cls(ids, sequences, labels), sum(len(part.sequences) for part in parts) - len(keep)
+
+
+def _encoder_settings(encoder) -> dict:
+    """What identifies the encoder's vectors (its precision aside: bf16 and fp32 runs of one model agree)."""
+    key = {name: value for name, value in encoder.cache_key().items() if name != "precision"}
+    return {"name": encoder.name, "key": key}
+
+
+class ReferenceIndex:
+    """A loaded index folder: its memory-mapped search vectors and barcodes, labels, ids (pyarrow), `settings` and
+    `projection` (None: exact search on the encoder's vectors); `reference(encoder)` searches it."""
+
+    def __init__(self, folder: Path, manifest: dict):
+        import pyarrow.parquet as pq
+
+        self.folder, self.manifest = folder, manifest
+        files = {part: folder / entry["name"] for part, entry in manifest["files"].items()}
+        self.settings = json.loads(files["settings"].read_text())
+        arrays, packed = map_tensors(files["vectors"]), map_tensors(files["sequences"])
+        self.vectors, self.projection, self.hashes = arrays["vectors"], arrays.get("projection"), packed["hashes"]
+        table = pq.read_table(files["records"], read_dictionary=list(self.settings["ranks"]))
+        self.ids = table.column("id").combine_chunks()
+        self.labels = {rank: _decoded(table.column(rank)) for rank in self.settings["ranks"]}
+        self.sequences = PackedSequences(packed["packed"], packed["offsets"], packed["lengths"])
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def check_encoder(self, encoder) -> None:
+        """Refuse an encoder other than the one the index was built with."""
+        found, wanted = _encoder_settings(encoder), self.settings["encoder"]
+        if found["key"] != wanted["key"]:
+            raise UserError(f"{self.folder}: the index was built with model {wanted['name']!r} "
+                            f"({_describe(wanted['key'])}), not {found['name']!r} ({_describe(found['key'])}); give "
+                            f"--model {wanted['name']} or build an index with this model")  # fmt: skip
+
+    def reference_ids(self, indices: np.ndarray) -> list[str]:
+        return self.ids.take(np.asarray(indices)).to_pylist()
+
+    def reference(self, encoder, measure: str | None = None, quantile: float | None = None,
+                  rank_by: str | None = None) -> Reference:  # fmt: skip
+        """The reference to search with `encoder`'s query vectors, ranked by `rank_by` / `measure` with thresholds
+        at `quantile` (None: the index's own): the stored thresholds when the index was calibrated so, else
+        recalibrated now (`identify.calibrate_thresholds`)."""
+        self.check_encoder(encoder)
+        search = self.settings["search"]
+        wanted = (measure or search["measure"], quantile or search["quantile"], rank_by or search["rank_by"])
+        thresholds = search["thresholds"] if wanted == (search["measure"], search["quantile"], search["rank_by"]) else None
+        return _reference(self.vectors, self.labels, self.sequences, *wanted, self.projection, encoder, thresholds)
+
+    def describe(self) -> str:
+        search, encoder = self.settings["search"], self.settings["encoder"]
+        kind = (f"compact: {self.vectors.shape[1]}-dim projection, float16, exact cosine of {RESCORE_FACTOR}x the "
+                f"candidates" if self.projection is not None else f"exact: the encoder's {self.vectors.shape[1]} dims, float32")  # fmt: skip
+        sizes = {part: entry["bytes"] for part, entry in self.manifest["files"].items()}
+        labelled = ", ".join(f"{rank} {int((labels != '').sum())}" for rank, labels in self.labels.items())
+        thresholds = ", ".join(f"{rank} {value:.4f}" for rank, value in search["thresholds"].items())
+        return "\n".join([
+            f"index {self.folder} (generation {self.manifest['generation']}, format {FORMAT} {FORMAT_VERSION})",
+            f"barcodes: {len(self)}; labelled: {labelled}",
+            f"model: {encoder['name']} ({_describe(encoder['key'])})",
+            f"search vectors: {kind}",
+            f"ranking: {search['rank_by']}, {search['measure']} identity; thresholds (quantile {search['quantile']:g}):"
+            f" {thresholds}",
+            "files: " + ", ".join(f"{part} {size / 2**20:.1f} MiB" for part, size in sizes.items())
+            + f" ({sum(sizes.values()) / max(len(self), 1):.0f} bytes a barcode)",
+        ])  # fmt: skip
+
+
+def _describe(key: dict) -> str:
+    return ", ".join(f"{name} {str(value)[:16]}" for name, value in key.items() if name != "kind")
+
+
+def _decoded(column) -> np.ndarray:
+    """A dictionary-encoded parquet column as an object array sharing one string per distinct label."""
+    array = column.combine_chunks()
+    vocabulary = np.array(array.dictionary.to_pylist(), dtype=object)
+    return vocabulary[array.indices.to_numpy(zero_copy_only=False)] if len(array) else np.empty(0, dtype=object)
+
+
+def _reference(vectors, labels, sequences, measure: str, quantile: float, rank_by: str, projection, encoder,
+               thresholds: dict | None = None) -> Reference:  # fmt: skip
+    """The `Reference` (a `CompactReference` with a projection) of these search vectors, with `thresholds`, else
+    calibrated on itself (`identify.calibrate_thresholds`)."""
+    ranked = sequences if rank_by == "identity" else None
+    if thresholds is None:
+        thresholds = calibrate_thresholds(vectors, labels, quantile, sequences=ranked, measure=measure)
+    if projection is None:
+        return Reference(vectors, labels, thresholds, ranked, measure)
+    return CompactReference(vectors, labels, thresholds, ranked, measure, projection, encoder, sequences)
+
+
+def read_manifest(folder: str | os.PathLike, verify: bool = True) -> dict:
+    """The folder's manifest, after checking every file it lists against its size (and with `verify` its SHA-256):
+    one clear error for a folder that is not a whole index."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserFileNotFoundError(f"{folder}: no such index folder (make one with barcodemae index build)")
+    problem = f"{folder}: not a complete barcodemae index"
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+        if manifest.get("format") != FORMAT:
+            raise UserError(f"{problem}: {MANIFEST} is not a {FORMAT} manifest")
+    except FileNotFoundError:
+        raise UserError(f"{problem}: no {MANIFEST} (a build that did not finish?); rebuild it") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{problem}: {MANIFEST} is unreadable ({error}); rebuild it") from None
+    if manifest.get("version") != FORMAT_VERSION:
+        raise UserError(f"{folder}: index format {manifest.get('version')}, this version reads {FORMAT_VERSION}")
+    for entry in files.values():
+        path = folder / entry["name"]
+        if not path.is_file():
+            raise UserError(f"{problem}: {entry['name']} is missing; rebuild it")
+        if path.stat().st_size != entry["bytes"]:
+            raise UserError(f"{problem}: {entry['name']} has {path.stat().st_size} bytes, the manifest says "
+                            f"{entry['bytes']} (truncated?); rebuild it")  # fmt: skip
+        if verify and _sha256(path) != entry["sha256"]:
+            raise UserError(f"{problem}: {entry['name']} does not match its checksum (corrupted); rebuild it")
+    return manifest
+
+
+def load_index(folder: str | os.PathLike, verify: bool = True) -> ReferenceIndex:
+    """A checked (`read_manifest`), memory-mapped index folder."""
+    return ReferenceIndex(Path(folder), read_manifest(folder, verify))
+
+
+def _write_generation(folder: Path, generation: int, parts: dict, settings: dict) -> dict:
+    """Write one generation's files into `folder`; their manifest entries."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = {part: f"{part}.{generation}.{suffix}" for part, suffix in
+             (("vectors", "safetensors"), ("sequences", "safetensors"), ("records", "parquet"), ("settings", "json"))}  # fmt: skip
+    write_tensors(folder / names["vectors"], parts["vectors"])
+    write_tensors(folder / names["sequences"], parts["sequences"])
+    pq.write_table(pa.table(parts["records"]), folder / names["records"])
+    (folder / names["settings"]).write_text(json.dumps(settings, indent=1))
+    return {part: {"name": name, "bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+            for part, name in names.items()}  # fmt: skip
+
+
+def _write_manifest(folder: Path, generation: int, files: dict) -> None:
+    temporary = folder / f".{MANIFEST}.tmp"
+    temporary.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "generation": generation,
+                                     "files": files}, indent=1))  # fmt: skip
+    os.replace(temporary, folder / MANIFEST)
+
+
+def _records(ids, labels: dict[str, np.ndarray]) -> dict:
+    import pyarrow as pa
+
+    columns = {"id": pa.array(list(ids) if not isinstance(ids, pa.Array) else ids, pa.string())}
+    return columns | {rank: pa.array(list(values), pa.string()).dictionary_encode() for rank, values in labels.items()}
+
+
+def _search_settings(reference: Reference, quantile: float, rank_by: str) -> dict:
+    return {"rank_by": rank_by, "measure": reference.measure, "quantile": quantile, "thresholds": reference.thresholds}
+
+
+def build_index(
+    folder: str | os.PathLike, encoder, entries: Entries, measure: str, quantile: float = DEFAULT_QUANTILE,
+    rank_by: str = "identity", progress: bool = False, sources: Sequence[str] = (), search: str = "auto",
+) -> ReferenceIndex:
+    """Embed, calibrate and write `entries` as a new index folder (which must not exist yet), atomically; `search`:
+    see `wants_projection`."""
+    folder = Path(folder)
+    if folder.exists():
+        raise UserError(f"{folder}: already exists; give a new folder (or grow this index with barcodemae index add)")
+    if not entries.sequences:
+        raise UserError("no reference barcodes to index")
+    projection = search_space(encoder, entries.sequences, search)
+    vectors = embed_for_search(encoder, entries.sequences, projection, progress)
+    reference = _reference(vectors, entries.labels, entries.sequences, measure, quantile, rank_by, projection, encoder)
+    packed = pack_sequences(entries.sequences)
+    parts = {
+        "vectors": {"vectors": [vectors]} | ({} if projection is None else {"projection": [projection]}),
+        "sequences": {name: [array] for name, array in packed.items()} | {"hashes": [barcode_hashes(entries.sequences)]},
+        "records": _records(entries.ids, entries.labels),
+    }
+    settings = {"encoder": _encoder_settings(encoder), "ranks": list(entries.labels),
+                "search": _search_settings(reference, quantile, rank_by), "sources": list(sources)}  # fmt: skip
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        _write_manifest(temporary, 1, _write_generation(temporary, 1, parts, settings))
+        os.rename(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return load_index(folder, verify=False)
+
+
+def add_to_index(index: ReferenceIndex, encoder, entries: Entries, progress: bool = False) -> tuple[int, int]:
+    """Append the barcodes of `entries` the index does not hold yet, recalibrate the thresholds on the whole
+    reference (as a build of everything would), and switch the folder to the new generation. (added, already
+    held)."""
+    index.check_encoder(encoder)
+    hashes = barcode_hashes(entries.sequences)
+    new = np.flatnonzero(~np.isin(hashes, index.hashes))
+    if len(new) == 0:
+        return 0, len(entries.sequences)
+    sequences = [entries.sequences[row] for row in new]
+    unknown = np.full(len(entries.sequences), "", dtype=object)  # a rank the added files lack
+    labels = {rank: np.concatenate([index.labels[rank], entries.labels.get(rank, unknown)[new]])
+              for rank in index.settings["ranks"]}  # fmt: skip
+    vectors = embed_for_search(encoder, sequences, index.projection, progress)
+    all_vectors = np.concatenate([index.vectors, vectors])
+    search = index.settings["search"]
+    combined = _ConcatenatedSequences(index.sequences, sequences)
+    reference = _reference(all_vectors, labels, combined, search["measure"], search["quantile"], search["rank_by"],
+                           index.projection, encoder)  # fmt: skip
+    packed, stored = pack_sequences(sequences), index.sequences
+    base = int(stored.offsets[-1])
+    parts = {
+        "vectors": {"vectors": [index.vectors, vectors]}
+        | ({} if index.projection is None else {"projection": [index.projection]}),
+        "sequences": {"packed": [stored.packed, packed["packed"]], "offsets": [stored.offsets, packed["offsets"][1:] + base],
+                      "lengths": [stored.lengths, packed["lengths"]], "hashes": [index.hashes, hashes[new]]},
+        "records": _records([*index.ids.to_pylist(), *(entries.ids[row] for row in new)], labels),
+    }  # fmt: skip
+    settings = index.settings | {"search": _search_settings(reference, search["quantile"], search["rank_by"])}
+    generation = index.manifest["generation"] + 1
+    old = [entry["name"] for entry in index.manifest["files"].values()]
+    try:
+        files = _write_generation(index.folder, generation, parts, settings)
+    except BaseException:
+        for part in parts:
+            for leftover in index.folder.glob(f"{part}.{generation}.*"):
+                leftover.unlink()
+        raise
+    _write_manifest(index.folder, generation, files)
+    for name in old:
+        (index.folder / name).unlink(missing_ok=True)
+    return len(new), len(entries.sequences) - len(new)
+
+
+class _ConcatenatedSequences:
+    """Two sequence lists read as one (the stored barcodes, then the added ones)."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, index: int) -> str:
+        return self.first[index] if index < len(self.first) else self.second[index - len(self.first)]

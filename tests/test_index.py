@@ -1,0 +1,224 @@
+"""The saved reference index: `barcodemae index build / add / info`, `identify --index`, the compact search, the
+files' checks; on the bundled fixture, through the console script where users would meet it."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_cli import barcodemae
+
+from barcodemae.cli import main
+from barcodemae.encoders import load_encoder
+from barcodemae.identify import RANKS, ranked_neighbours
+from barcodemae.index import (
+    ALPHABET, Entries, PackedSequences, build_index, load_index, map_tensors, pack_sequences, write_tensors,
+)
+from barcodemae.neighbours import nearest_neighbours
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _write_parts(fixture_metadata, folder):
+    """The fixture's train split as CSV, its val split as TSV, its test split as parquet."""
+    paths = {"train": folder / "train.csv", "val": folder / "val.tsv", "test": folder / "test.parquet"}
+    for split, path in paths.items():
+        part = fixture_metadata[fixture_metadata.split == split]
+        if path.suffix == ".parquet":
+            part.to_parquet(path, index=False)
+        else:
+            part.to_csv(path, sep="\t" if path.suffix == ".tsv" else ",", index=False)
+    return paths
+
+
+@pytest.mark.slow
+def test_index_build_add_info_and_identify_through_the_console(tmp_path, fixture_path, fixture_metadata):
+    paths = _write_parts(fixture_metadata, tmp_path)
+    built = barcodemae("index", "build", paths["train"], paths["val"], "--output", "library", "--no_progress",
+                       cwd=tmp_path)  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    distinct = len(load_index(tmp_path / "library"))
+    assert f"indexed {distinct} barcodes (kmer:6;" in built.stdout and "exact: the encoder's 4096 dims" in built.stdout
+
+    by_index = barcodemae("identify", fixture_path, "--query_splits", "test_unseen", "--index", "library",
+                          "--output", "by_index.tsv", "--no_progress", cwd=tmp_path)  # fmt: skip
+    by_file = barcodemae("identify", fixture_path, "--query_splits", "test_unseen", "--reference", paths["train"],
+                         paths["val"], "--output", "by_file.tsv", "--no_progress", cwd=tmp_path)  # fmt: skip
+    assert by_index.returncode == by_file.returncode == 0, by_index.stderr + by_file.stderr
+    assert (tmp_path / "by_index.tsv").read_bytes() == (tmp_path / "by_file.tsv").read_bytes()
+    assert f"200 queries against {distinct} reference barcodes" in by_index.stdout
+
+    again = barcodemae("index", "add", "library", paths["val"], "--no_progress", cwd=tmp_path)
+    val = len(set(fixture_metadata[fixture_metadata.split == "val"].dna_barcode))
+    assert again.returncode == 0 and f"added 0 barcodes to library ({val} already in the index" in again.stdout
+    assert len(load_index(tmp_path / "library")) == distinct  # kept once
+
+    grown = barcodemae("index", "add", "library", paths["test"], "--no_progress", cwd=tmp_path)
+    assert grown.returncode == 0, grown.stderr
+    added = int(grown.stdout.split()[1])
+    assert added > 0 and len(load_index(tmp_path / "library")) == distinct + added
+    assert sorted(path.name for path in (tmp_path / "library").iterdir()) == [
+        "manifest.json", "records.2.parquet", "sequences.2.safetensors", "settings.2.json", "vectors.2.safetensors"]
+
+    info = barcodemae("index", "info", "library", cwd=tmp_path)
+    assert info.returncode == 0 and f"barcodes: {distinct + added}" in info.stdout and "generation 2" in info.stdout
+
+
+def test_index_add_recalibrates_as_a_build_of_everything(tmp_path, fixture_path):
+    from barcodemae.files import read_records
+    from barcodemae.index import add_to_index
+
+    encoder = load_encoder("kmer:6")
+    parts = [read_records(fixture_path, [split], label_columns=RANKS, deduplicate=True) for split in ("train", "test")]
+    first, _ = Entries.merged(parts[:1])
+    both, repeated = Entries.merged(parts)
+    index = build_index(tmp_path / "grown", encoder, first, "overlap")
+    added, held = add_to_index(index, encoder, Entries.merged(parts[1:])[0])
+    whole = build_index(tmp_path / "whole", encoder, both, "overlap")
+    grown = load_index(tmp_path / "grown")
+    assert (added + held, held, len(grown)) == (len(parts[1].sequences), repeated, len(both.sequences))
+    assert grown.settings["search"]["thresholds"] == whole.settings["search"]["thresholds"]
+    assert [grown.sequences[row] for row in range(len(grown))] == both.sequences
+    assert grown.reference_ids(np.arange(len(grown))) == both.ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncate", "flip", "manifest", "missing"])
+def test_a_damaged_index_is_one_error_line(tmp_path, fixture_path, damage):
+    encoder = load_encoder("kmer:6")
+    from barcodemae.files import read_records
+
+    entries = Entries.merged([read_records(fixture_path, ["val"], label_columns=RANKS, deduplicate=True)])[0]
+    build_index(tmp_path / "library", encoder, entries, "overlap")
+    vectors = tmp_path / "library" / "vectors.1.safetensors"
+    data = bytearray(vectors.read_bytes())
+    if damage == "truncate":
+        vectors.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        data[len(data) // 2] ^= 1
+        vectors.write_bytes(bytes(data))
+    elif damage == "manifest":
+        (tmp_path / "library" / "manifest.json").write_text('{"format": "barcodemae-index", "files": {')
+    else:
+        vectors.unlink()
+    result = barcodemae("identify", fixture_path, "--index", "library", "--output", "calls.tsv", cwd=tmp_path)
+    expected = {"truncate": "has .* bytes, the manifest says .* \\(truncated\\?\\)", "flip": "corrupted",
+                "manifest": "manifest.json is unreadable", "missing": "vectors.1.safetensors is missing"}[damage]  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: library: not a complete barcodemae index: ")
+    assert re.search(expected, result.stderr)
+    assert not (tmp_path / "calls.tsv").exists()
+
+
+def test_an_index_of_another_model_is_refused(tmp_path, fixture_path, capsys):
+    assert main(["index", "build", str(fixture_path), "--reference_splits", "val", "--output", str(tmp_path / "k5"),
+                 "--model", "kmer:5", "--no_progress"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["identify", str(fixture_path), "--index", str(tmp_path / "k5"), "--model", "kmer:6",
+                 "--output", str(tmp_path / "calls.tsv")]) == 2  # fmt: skip
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "built with model 'kmer:5'" in error and "give --model kmer:5" in error
+    assert main(["index", "add", str(tmp_path / "k5"), str(fixture_path), "--model", "kmer:6"]) == 2
+    assert "built with model 'kmer:5'" in capsys.readouterr().err
+    assert not (tmp_path / "calls.tsv").exists() and load_index(tmp_path / "k5").manifest["generation"] == 1
+    # without --model, the index's own
+    assert main(["identify", str(fixture_path), "--query_splits", "test", "--index", str(tmp_path / "k5"),
+                 "--output", str(tmp_path / "calls.tsv"), "--no_progress"]) == 0  # fmt: skip
+    assert "(kmer:5)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_error_line_and_leaves_no_index(tmp_path, fixture_path):
+    (tmp_path / "bad.csv").write_text("processid,species,dna_barcode\nx1,A a,ACGTACGTACGT\nx2,A b,ACGTXACGTACG\n")
+    result = barcodemae("index", "build", "bad.csv", "--output", "library", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "bad.csv" in result.stderr and "row 2" in result.stderr and "'X'" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.csv"]  # no folder, no partial one
+    (tmp_path / "x").mkdir()
+    for arguments, message in (
+        (["index", "build", fixture_path, "--output", "x"], "x: already exists"),
+        (["index", "info", "nowhere"], "nowhere: no such index folder"),
+        (["identify", fixture_path, "--output", "calls.tsv"], "give --reference FILE... or --index DIR"),
+    ):  # fmt: skip
+        result = barcodemae(*arguments, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+        assert message in result.stderr
+
+
+def test_fasta_reference_without_labels_names_the_file(tmp_path, capsys):
+    (tmp_path / "plain.fasta").write_text(">a\nACGTACGTACGTAAACCC\n")
+    assert main(["index", "build", str(tmp_path / "plain.fasta"), "--output", str(tmp_path / "library")]) == 2
+    assert "plain.fasta: no label column" in capsys.readouterr().err and not (tmp_path / "library").exists()
+
+
+def test_compact_search_rescored_is_the_exact_search(tmp_path, fixture_path, monkeypatch):
+    """With proposals covering the whole reference, the compact search's re-scoring gives the exact neighbours; with
+    the default 4x proposals, the fixture's alignment-ranked best hits stay those of the exact search."""
+    import barcodemae.index as index_module
+    from barcodemae.files import read_records
+
+    encoder = load_encoder("kmer:6")
+    reference = Entries.merged([read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)])[0]
+    queries = read_records(fixture_path, ["test_unseen"]).sequences
+    compact = build_index(tmp_path / "compact", encoder, reference, "overlap", search="compact")
+    assert compact.projection is not None and compact.vectors.dtype == np.float16
+    vectors = encoder.embed(queries)
+    exact_indices, exact_similarities = nearest_neighbours(encoder.embed(reference.sequences), vectors, 5)
+    monkeypatch.setattr(index_module, "RESCORE_FACTOR", len(reference.sequences))
+    indices, similarities = compact.reference(encoder).nearest(vectors, 5)
+    assert (indices == exact_indices).mean() > 0.99 and np.allclose(similarities, exact_similarities, atol=1e-5)
+    monkeypatch.undo()
+    exact = build_index(tmp_path / "exact", encoder, reference, "overlap", search="exact")
+    found = ranked_neighbours(compact.reference(encoder), vectors, queries)[0][:, 0]
+    expected = ranked_neighbours(exact.reference(encoder), vectors, queries)[0][:, 0]
+    genus = reference.labels["genus"]
+    assert (genus[found] == genus[expected]).mean() >= 0.99
+
+
+def test_blocked_search_equals_one_block():
+    rng = np.random.default_rng(0)
+    keys, queries = rng.random((1000, 16)).astype(np.float32), rng.random((30, 16)).astype(np.float32)
+    whole = nearest_neighbours(keys, queries, 7)
+    blocked = nearest_neighbours(keys.astype(np.float16), queries, 7, block_cells=16 * 64)
+    assert (blocked[0] == nearest_neighbours(keys.astype(np.float16), queries, 7)[0]).all()
+    assert (whole[0][:, 0] == blocked[0][:, 0]).mean() > 0.9 and np.allclose(whole[1], blocked[1], atol=1e-2)
+
+
+def test_tensor_files_are_safetensors_and_barcodes_pack_losslessly(tmp_path):
+    from safetensors.numpy import load_file
+
+    barcodes = ["ACGT", "ACGTN", "", ALPHABET, "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTA"]
+    packed = pack_sequences(barcodes)
+    write_tensors(tmp_path / "x.safetensors", {name: [array[:2], array[2:]] for name, array in packed.items()})
+    assert all((load_file(tmp_path / "x.safetensors")[name] == array).all() for name, array in packed.items())
+    mapped = map_tensors(tmp_path / "x.safetensors")
+    sequences = PackedSequences(mapped["packed"], mapped["offsets"], mapped["lengths"])
+    assert [sequences[row] for row in range(len(sequences))] == barcodes
+    assert len(packed["packed"]) == sum((len(barcode) + 1) // 2 for barcode in barcodes)  # 4 bits a nucleotide
+
+
+def test_settings_record_the_encoder_and_the_manifest_every_file(tmp_path, fixture_path):
+    from barcodemae.files import read_records
+
+    entries = Entries.merged([read_records(fixture_path, ["val"], label_columns=RANKS, deduplicate=True)])[0]
+    index = build_index(tmp_path / "library", load_encoder("kmer:4"), entries, "infix", quantile=0.1)
+    settings = json.loads((tmp_path / "library" / "settings.1.json").read_text())
+    assert settings["encoder"] == {"name": "kmer:4", "key": {"kind": "kmer", "k": 4}}
+    assert (settings["search"]["measure"], settings["search"]["quantile"]) == ("infix", 0.1)
+    listed = {entry["name"] for entry in index.manifest["files"].values()} | {"manifest.json"}
+    assert listed == {path.name for path in (tmp_path / "library").iterdir()}
+    labels = pd.read_parquet(tmp_path / "library" / "records.1.parquet")
+    assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == entries.ids
+
+
+def test_cluster_search_compact_finds_the_exact_search_clusters(tmp_path, fixture_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    found = {}
+    for search in ("exact", "compact"):
+        output = tmp_path / f"{search}.tsv"
+        assert main(["cluster", str(fixture_path), "--splits", "test", "test_unseen", "--search", search,
+                     "--output", str(output), "--no_progress"]) == 0  # fmt: skip
+        found[search] = pd.read_csv(output, sep="\t").cluster
+    assert adjusted_rand_score(found["exact"], found["compact"]) > 0.98
