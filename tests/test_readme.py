@@ -25,7 +25,7 @@ def test_fine_tuning_example_prints_the_accuracy_the_readme_quotes(tmp_path):
     for name in ("barcodemae", "checkpoints"):  # the example's relative paths, read from a scratch folder
         (tmp_path / name).symlink_to(ROOT / name)
     run = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)  # fmt: skip
+                         env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, timeout=900)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     printed = re.search(r"genus accuracy on (\d+) test barcodes: ([0-9.]+)", run.stdout)
     assert printed.group(1) == quoted.group(1)

@@ -136,7 +136,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     """`torchrun --nproc_per_node 2` with ACCELERATE_USE_CPU=1: real DDP (gloo), one RNG state per process in the
     checkpoint, and a resumed 2-process run ends with the same weights as the uninterrupted one (the all-reduce of
-    two processes is order-independent, so zero tolerance again)."""
+    two processes is order-independent, so zero tolerance again); --max_train_minutes stops both at one step."""
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
 
     def launch(output: str, *extra: str) -> str:
@@ -157,6 +157,10 @@ def test_data_parallel_over_two_cpu_processes_and_resume(tmp_path):
     assert "resumed from" in launch("resumed", "--resume_from_checkpoint", "latest")
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     assert [key for key in a if not torch.equal(a[key], b[key])] == []
+    # --max_train_minutes: the processes agree on the step to stop at (one stopping alone would hang the other).
+    stopped = launch("stopped", "--max_train_minutes", "0", "--max_steps", "8", "--logging_steps", "2")
+    assert "--max_train_minutes 0 reached at step 2" in stopped
+    assert json.loads((tmp_path / "stopped" / "training_args.json").read_text())["optimizer_steps"] == 2
     # Validation over 2 processes = validation in 1 (same weights: learning rate 0). 21 barcodes in batches of 8 leave
     # an uneven last round, which Accelerate pads with duplicates that must not be counted.
     frozen = ["--learning_rate", "0", "--max_steps", "1", "--validation_size", "21", "--per_device_eval_batch_size", "8"]
