@@ -156,10 +156,12 @@ def command_embed(args) -> None:
                                 min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence)  # fmt: skip
     shards = embed_to_shards(scan, encoder, parts_folder(output), args.shard_size, progress=not args.no_progress)
     if shards.processes.rank != 0:
+        shards.processes.close()  # waits for rank 0 to write the output
         return
     written = write_embedding_chunks(output, shards.id_chunks(), shards.rows)
     dims, kept = shards.dims, shards.rows - shards.embedded
     shards.remove()
+    shards.processes.close()
     elapsed = time.perf_counter() - started
     how = [f"{shards.processes.world} processes"] if shards.processes.world > 1 else []
     how += [f"{kept} kept from an interrupted run"] if kept else []

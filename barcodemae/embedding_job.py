@@ -64,6 +64,17 @@ class Processes:
         dist.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
 
+    def close(self) -> None:
+        """Wait for every process, then end the process group (before interpreter exit: gloo's threads must not
+        outlive it, or a process aborts at exit)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier(group=self.group)
+            dist.destroy_process_group()
+
     def total(self, counts: list[int]) -> list[int]:
         """`counts` summed over the processes (also a barrier)."""
         if self.world == 1:
