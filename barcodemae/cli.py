@@ -212,6 +212,8 @@ def command_identify(args) -> None:
     output = check_output_path(args.output, (".tsv", ".txt"))
     if (args.index is None) == (args.reference is None):
         raise UserError("identify needs a reference: give --reference FILE... or --index DIR (one of them)")
+    if args.relatives_model and args.rank_by != "identity":
+        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
     with tempfile.TemporaryDirectory(prefix="barcodemae-reference-") as temporary:
         if args.index is not None:
             index, encoder = _loaded_index(args)
@@ -236,9 +238,7 @@ def command_identify(args) -> None:
 
 
 def _relatives(args, reference_sequences, query_sequences: list[str]):
-    """(reference, query) vectors of --relatives_model, which needs --rank_by identity."""
-    if args.rank_by != "identity":
-        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
+    """(reference, query) vectors of --relatives_model."""
     encoder = _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model}))
     return _embed(encoder, list(reference_sequences), args, "reference"), _embed(encoder, query_sequences, args, "queries")
 
