@@ -170,29 +170,33 @@ def command_embed(args) -> None:
           f"{', '.join(map(str, written))}")  # fmt: skip
 
 
-def _reference_entries(paths: Sequence[str], args, encoder):
-    """The labelled barcodes of every file in `paths`, each barcode once (`index.Entries.merged`), and how many
-    repeated one read before."""
+def _reference_selection(paths: Sequence[str], args, encoder):
+    """The labelled barcodes of every file in `paths` that `encoder` can embed, each barcode once (`scan_records`)."""
+    from barcodemae.files import scan_records
     from barcodemae.identify import RANKS
-    from barcodemae.index import Entries
 
-    parts = []
-    for path in paths:
-        records = _read(path, args.reference_splits, args, encoder, label_columns=RANKS, deduplicate=True)
-        if not records.labels:
-            raise UserError(f"{path}: no label column: the reference needs one of {', '.join(RANKS)}")
-        parts.append(records)
-    return Entries.merged(parts)
+    selection = scan_records(paths, args.reference_splits, args.sequence_column, args.id_column, RANKS, True,
+                             min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence)  # fmt: skip
+    for file in selection.files:
+        if not any(file.label_columns.values()):
+            raise UserError(f"{file.path}: no label column: the reference needs one of {', '.join(RANKS)}")
+    return selection
 
 
 def _build_index(folder, paths: Sequence[str], args, encoder):
-    """A new index of the reference files `paths` (`index.build_index`) and how many repeated barcodes it left out."""
+    """A new index of the reference files `paths` (`index.build_index`; None on processes other than the first) and
+    how many repeated barcodes it left out."""
     from barcodemae.index import build_index
 
-    entries, repeated = _reference_entries(paths, args, encoder)
-    index = build_index(folder, encoder, entries, args.measure, args.quantile, args.rank_by,
-                        not args.no_progress, [str(path) for path in paths], args.search)  # fmt: skip
-    return index, repeated
+    scanned = []  # rank 0's selection
+
+    def scan():
+        scanned.append(_reference_selection(paths, args, encoder))
+        return scanned[0]
+
+    index = build_index(folder, encoder, scan, args.measure, args.quantile, args.rank_by, not args.no_progress,
+                        [str(path) for path in paths], args.search)  # fmt: skip
+    return index, scanned[0].repeated if scanned else 0
 
 
 def _loaded_index(args):
@@ -247,21 +251,23 @@ def command_index_build(args) -> None:
     started = time.perf_counter()
     encoder = _encoder(args)
     index, repeated = _build_index(Path(args.output), args.references, args, encoder)
+    if index is None:
+        return  # not the first process: it helped embed, the first one writes and reports
     print(f"indexed {len(index)} barcodes ({encoder.name}; {repeated} repeated barcodes kept once) in "
           f"{time.perf_counter() - started:.1f} s: {args.output}\n{index.describe()}")
 
 
 def command_index_add(args) -> None:
-    from barcodemae.index import add_to_index, load_index
+    from barcodemae.index import Entries, add_to_index, load_index
 
     started = time.perf_counter()
     args.index = args.folder
     index, encoder = _loaded_index(args)
     args.reference_splits = args.splits
-    entries, repeated = _reference_entries(args.references, args, encoder)
-    added, held = add_to_index(index, encoder, entries, not args.no_progress)
+    selection = _reference_selection(args.references, args, encoder)
+    added, held = add_to_index(index, encoder, Entries.read(selection), not args.no_progress)
     index = load_index(args.folder, verify=False)
-    print(f"added {added} barcodes to {args.folder} ({held} already in the index and {repeated} repeated in the "
+    print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "
           f"files, kept once; thresholds recalibrated on all {len(index)}) in {time.perf_counter() - started:.1f} s\n"
           f"{index.describe()}")
 

@@ -64,6 +64,22 @@ class Processes:
         dist.broadcast_object_list(box, src=0, group=self.group)
         return box[0]
 
+    def on_first(self, work):
+        """`work()` run by rank 0 (e.g. reading the input), its result on every rank. A `UserError` there is raised
+        on rank 0; the other ranks exit quietly with status 0, leaving rank 0's status 2 and its `error:` line to the
+        launcher (exiting first with an error would get it killed unheard)."""
+        result = None
+        if self.rank == 0:
+            try:
+                result = work()
+            except UserError as error:
+                self.broadcast(str(error))
+                raise
+        result = self.broadcast(result)
+        if isinstance(result, str):
+            raise SystemExit(0)
+        return result
+
     def close(self) -> None:
         """Wait for every process, then end the process group (before interpreter exit: gloo's threads must not
         outlive it, or a process aborts at exit)."""
@@ -151,23 +167,13 @@ def embed_to_shards(scan, encoder, folder: str | os.PathLike, shard_size: int = 
     """Embed the barcodes that `scan()` selects into parts in `folder`; every process of the run calls this.
 
     `scan`: a function returning a `barcodemae.files.Selection` (e.g. `lambda: scan_records(paths, ...)`): only
-    rank 0 calls it, so a bad file is reported once, before anything is written (the other ranks then exit quietly
-    with status 0, leaving rank 0's status 2 and its `error:` line to the launcher). Parts of an earlier run that
+    rank 0 calls it (`Processes.on_first`), so a bad file is reported once, before anything is written. Parts of an earlier run that
     match are kept; `keep_sequences` stores the cleaned barcodes in the parts too (labels always are). A progress
     bar (barcodes/s, ETA) on rank 0 unless `progress` is False. Returns when every part is written, on every rank.
     """
     processes = Processes()
     folder = Path(folder)
-    plan = None
-    if processes.rank == 0:
-        try:
-            plan = _prepare(scan(), folder)
-        except UserError as error:
-            processes.broadcast(str(error))
-            raise
-    plan = processes.broadcast(plan)
-    if isinstance(plan, str):
-        raise SystemExit(0)  # rank 0 says what is wrong; exiting first with an error would get it killed unheard
+    plan = processes.on_first(lambda: _prepare(scan(), folder))
     shards = Shards(folder, math.ceil(len(plan) / shard_size), len(plan), processes)
     bar = _progress_bar(len(plan), encoder.name, progress and processes.rank == 0)
     try:

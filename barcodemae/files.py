@@ -124,6 +124,7 @@ class Selection:
     files: list[FileSelection]
     label_columns: list[str]
     max_length: int
+    repeated: int = 0  # rows left out as repeats of a barcode selected before (`scan_records(deduplicate=True)`)
 
     def __len__(self) -> int:
         return int(sum(file.keep.sum() for file in self.files))
@@ -139,9 +140,10 @@ def scan_records(
     all the files. Memory: one byte per data row (and 8 per selected row with `deduplicate`)."""
     scans = [_scan_file(path, splits, sequence_column, id_column, label_columns, max_length, min_run, on_bad_sequence)
              for path in paths]  # fmt: skip
-    files = [file for file, _ in scans]
+    files, repeated = [file for file, _ in scans], 0
     if deduplicate:
         _, first = np.unique(np.concatenate([hashes for _, hashes in scans]), return_index=True)
+        repeated = sum(len(hashes) for _, hashes in scans) - len(first)
         unique = np.zeros(sum(int(file.keep.sum()) for file in files), dtype=bool)
         unique[first] = True
         for file, kept in zip(files, np.split(unique, np.cumsum([int(file.keep.sum()) for file in files])[:-1])):
@@ -149,7 +151,7 @@ def scan_records(
     present = [name for name in label_columns if any(file.label_columns[name] for file in files)]
     for file in files:
         file.label_columns = {name: file.label_columns[name] for name in present}
-    return Selection(files, present, max_length)
+    return Selection(files, present, max_length, repeated)
 
 
 def _scan_file(path, splits, sequence_column, id_column, label_columns, max_length, min_run, on_bad_sequence):

@@ -199,7 +199,8 @@ def accuracy(args) -> None:
 
     from barcodemae.encoders import load_encoder
     from barcodemae.identify import RANKS, assign, ranked_neighbours
-    from barcodemae.index import Entries, build_index
+    from barcodemae.files import scan_records
+    from barcodemae.index import build_index
 
     encoder = load_encoder("kmer:6")
     names = ["val", "val_unseen"] if args.phase == "val" else ["test", "test_unseen"]
@@ -212,9 +213,12 @@ def accuracy(args) -> None:
         for name, (path, reference_name, query_names) in sets.items():
             splits = load_splits(path, [reference_name, *query_names])
             train = splits[reference_name]
-            entries = Entries(list(map(str, range(len(train)))), train.sequences, train.labels)
+            stored = folder / f"{name}_reference.parquet"  # the prepared split, read as `index build` reads a file
+            pd.DataFrame({"processid": list(map(str, range(len(train)))), "dna_barcode": train.sequences}
+                         | {rank: train.labels[rank] for rank in RANKS}).to_parquet(stored, index=False)  # fmt: skip
+            scan = lambda: scan_records([stored], label_columns=RANKS, deduplicate=True)  # noqa: E731
             for search in ("exact", "compact"):
-                index = build_index(folder / f"{name}_{search}", encoder, entries, "overlap", search=search)
+                index = build_index(folder / f"{name}_{search}", encoder, scan, "overlap", search=search)
                 reference = index.reference(encoder)
                 for split in (splits[query] for query in query_names):
                     indices, similarities = ranked_neighbours(reference, encoder.embed(split.sequences), split.sequences)
@@ -285,6 +289,7 @@ def main() -> None:
     parser.add_argument("--two_threads_max", type=int, default=20000,
                         help="the 2-thread point of BLAST and MMseqs2 only up to this size (ours, VSEARCH: every size)")
     parser.add_argument("--profile", action="store_true", help="stages of ours at the largest size")
+    parser.add_argument("--keep", action="store_true", help="keep the files, the index and the databases of each size")
     parser.add_argument("--out", default="results/index_scale")
     parser.add_argument("--plot", default="docs/index_scale.png")
     parser.add_argument("--seed", type=int, default=0)
@@ -327,6 +332,7 @@ def main() -> None:
         pd.DataFrame({"processid": [f"q{row}" for row in range(len(queries))], "dna_barcode": queries}).to_csv(
             folder / "queries.csv", index=False)
         write_fasta(folder / "queries.fa", queries)
+        reference = reference[["processid", "genus"]]  # the barcodes are in the files now (5M of them: gigabytes)
         runs = {"ours": (run_ours, True), "vsearch": (run_vsearch, have("vsearch")),
                 "blast": (run_blast, have("blastn", "makeblastdb") and size <= args.blast_max),
                 "mmseqs": (run_mmseqs, have("mmseqs") and size <= args.mmseqs_max)}  # fmt: skip
@@ -343,7 +349,7 @@ def main() -> None:
         if args.profile and "ours" in args.tools and size == args.sizes[-1]:
             print(f"\nWhere the time of ours goes at {size} references (one thread, in-process):\n\n"
                   f"| stage | seconds |\n|---|---:|\n{profile_ours(folder, queries)}", flush=True)
-        for leftover in folder.iterdir():  # only the logs stay
+        for leftover in [] if args.keep else folder.iterdir():  # only the logs stay
             if leftover.suffix != ".log":
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     (out / "results.json").write_text(json.dumps(rows, indent=1))

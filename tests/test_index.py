@@ -9,15 +9,23 @@ import pandas as pd
 import pytest
 from test_cli import barcodemae
 
+import barcodemae.index as index_module
 from barcodemae.cli import main
 from barcodemae.encoders import load_encoder
+from barcodemae.files import read_records, scan_records
 from barcodemae.identify import RANKS, ranked_neighbours
 from barcodemae.index import (
     ALPHABET, Entries, PackedSequences, build_index, load_index, map_tensors, pack_sequences, write_tensors,
 )
+from barcodemae.embedding_job import parts_folder
 from barcodemae.neighbours import nearest_neighbours
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def reference_scan(paths, splits=None):
+    """What `index build` reads of these files (`scan_records`: labelled, each barcode once)."""
+    return lambda: scan_records(paths, splits, label_columns=RANKS, deduplicate=True)
 
 
 def _write_parts(fixture_metadata, folder):
@@ -65,32 +73,47 @@ def test_index_build_add_info_and_identify_through_the_console(tmp_path, fixture
     assert info.returncode == 0 and f"barcodes: {distinct + added}" in info.stdout and "generation 2" in info.stdout
 
 
-def test_index_add_recalibrates_as_a_build_of_everything(tmp_path, fixture_path):
-    from barcodemae.files import read_records
+def test_index_add_recalibrates_as_a_build_of_everything(tmp_path, fixture_metadata):
     from barcodemae.index import add_to_index
 
     encoder = load_encoder("kmer:6")
-    parts = [read_records(fixture_path, [split], label_columns=RANKS, deduplicate=True) for split in ("train", "test")]
-    first, _ = Entries.merged(parts[:1])
-    both, repeated = Entries.merged(parts)
-    index = build_index(tmp_path / "grown", encoder, first, "overlap")
-    added, held = add_to_index(index, encoder, Entries.merged(parts[1:])[0])
-    whole = build_index(tmp_path / "whole", encoder, both, "overlap")
-    grown = load_index(tmp_path / "grown")
-    assert (added + held, held, len(grown)) == (len(parts[1].sequences), repeated, len(both.sequences))
+    paths = _write_parts(fixture_metadata, tmp_path)
+    index = build_index(tmp_path / "grown", encoder, reference_scan([paths["train"]]), "overlap")
+    more = scan_records([paths["test"]], label_columns=RANKS, deduplicate=True)
+    added, held = add_to_index(index, encoder, Entries.read(more))
+    both = scan_records([paths["train"], paths["test"]], label_columns=RANKS, deduplicate=True)
+    whole = build_index(tmp_path / "whole", encoder, lambda: both, "overlap")
+    grown, everything = load_index(tmp_path / "grown"), Entries.read(both)
+    assert (added, len(grown)) == (len(more) - held, len(both)) and held > 0
     assert grown.settings["search"]["thresholds"] == whole.settings["search"]["thresholds"]
-    assert [grown.sequences[row] for row in range(len(grown))] == both.sequences
-    assert grown.reference_ids(np.arange(len(grown))) == both.ids
+    assert [grown.sequences[row] for row in range(len(grown))] == everything.sequences
+    assert grown.reference_ids(np.arange(len(grown))) == everything.ids
+
+
+def test_an_interrupted_build_leaves_no_index_and_resumes_from_its_parts(tmp_path, fixture_path, monkeypatch):
+    encoder, scan = load_encoder("kmer:6"), reference_scan([fixture_path], ["train", "val"])
+    fresh = build_index(tmp_path / "fresh", encoder, scan, "overlap")
+
+    def interrupted(*arguments):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module, "_write_generation", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tmp_path / "library", encoder, scan, "overlap", shard_size=100)
+    monkeypatch.undo()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fresh", "library.parts"]  # no half-written index
+    embedded = []
+    monkeypatch.setattr(encoder, "embed", lambda sequences: embedded.append(len(sequences)))
+    resumed = build_index(tmp_path / "library", encoder, scan, "overlap", shard_size=100)
+    assert embedded == [] and not parts_folder(tmp_path / "library").exists()  # every shard kept from the first run
+    assert all((resumed.folder / entry["name"]).read_bytes() == (fresh.folder / entry["name"]).read_bytes()
+               for entry in fresh.manifest["files"].values())  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip", "manifest", "missing"])
 def test_a_damaged_index_is_one_error_line(tmp_path, fixture_path, damage):
-    encoder = load_encoder("kmer:6")
-    from barcodemae.files import read_records
-
-    entries = Entries.merged([read_records(fixture_path, ["val"], label_columns=RANKS, deduplicate=True)])[0]
-    build_index(tmp_path / "library", encoder, entries, "overlap")
+    build_index(tmp_path / "library", load_encoder("kmer:6"), reference_scan([fixture_path], ["val"]), "overlap")
     vectors = tmp_path / "library" / "vectors.1.safetensors"
     data = bytearray(vectors.read_bytes())
     if damage == "truncate":
@@ -155,13 +178,10 @@ def test_fasta_reference_without_labels_names_the_file(tmp_path, capsys):
 def test_compact_search_rescored_is_the_exact_search(tmp_path, fixture_path, monkeypatch):
     """With proposals covering the whole reference, the compact search's re-scoring gives the exact neighbours; with
     the default 4x proposals, the fixture's alignment-ranked best hits stay those of the exact search."""
-    import barcodemae.index as index_module
-    from barcodemae.files import read_records
-
-    encoder = load_encoder("kmer:6")
-    reference = Entries.merged([read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)])[0]
+    encoder, scan = load_encoder("kmer:6"), reference_scan([fixture_path], ["train"])
+    reference = Entries.read(scan())
     queries = read_records(fixture_path, ["test_unseen"]).sequences
-    compact = build_index(tmp_path / "compact", encoder, reference, "overlap", search="compact")
+    compact = build_index(tmp_path / "compact", encoder, scan, "overlap", search="compact")
     assert compact.projection is not None and compact.vectors.dtype == np.float16
     vectors = encoder.embed(queries)
     exact_indices, exact_similarities = nearest_neighbours(encoder.embed(reference.sequences), vectors, 5)
@@ -169,7 +189,7 @@ def test_compact_search_rescored_is_the_exact_search(tmp_path, fixture_path, mon
     indices, similarities = compact.reference(encoder).nearest(vectors, 5)
     assert (indices == exact_indices).mean() > 0.99 and np.allclose(similarities, exact_similarities, atol=1e-5)
     monkeypatch.undo()
-    exact = build_index(tmp_path / "exact", encoder, reference, "overlap", search="exact")
+    exact = build_index(tmp_path / "exact", encoder, scan, "overlap", search="exact")
     found = ranked_neighbours(compact.reference(encoder), vectors, queries)[0][:, 0]
     expected = ranked_neighbours(exact.reference(encoder), vectors, queries)[0][:, 0]
     genus = reference.labels["genus"]
@@ -199,17 +219,15 @@ def test_tensor_files_are_safetensors_and_barcodes_pack_losslessly(tmp_path):
 
 
 def test_settings_record_the_encoder_and_the_manifest_every_file(tmp_path, fixture_path):
-    from barcodemae.files import read_records
-
-    entries = Entries.merged([read_records(fixture_path, ["val"], label_columns=RANKS, deduplicate=True)])[0]
-    index = build_index(tmp_path / "library", load_encoder("kmer:4"), entries, "infix", quantile=0.1)
+    scan = reference_scan([fixture_path], ["val"])
+    index = build_index(tmp_path / "library", load_encoder("kmer:4"), scan, "infix", quantile=0.1)
     settings = json.loads((tmp_path / "library" / "settings.1.json").read_text())
     assert settings["encoder"] == {"name": "kmer:4", "key": {"kind": "kmer", "k": 4}}
     assert (settings["search"]["measure"], settings["search"]["quantile"]) == ("infix", 0.1)
     listed = {entry["name"] for entry in index.manifest["files"].values()} | {"manifest.json"}
     assert listed == {path.name for path in (tmp_path / "library").iterdir()}
     labels = pd.read_parquet(tmp_path / "library" / "records.1.parquet")
-    assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == entries.ids
+    assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == Entries.read(scan()).ids
 
 
 def test_cluster_search_compact_finds_the_exact_search_clusters(tmp_path, fixture_path):
