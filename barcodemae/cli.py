@@ -183,9 +183,10 @@ def _reference_selection(paths: Sequence[str], args, encoder):
     return selection
 
 
-def _build_index(folder, paths: Sequence[str], args, encoder):
+def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 0):
     """A new index of the reference files `paths` (`index.build_index`; None on processes other than the first) and
-    how many repeated barcodes it left out."""
+    how many repeated barcodes it left out; `shard_size` 0: the default."""
+    from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
     from barcodemae.index import build_index
 
     scanned = []  # rank 0's selection
@@ -195,7 +196,7 @@ def _build_index(folder, paths: Sequence[str], args, encoder):
         return scanned[0]
 
     index = build_index(folder, encoder, scan, args.measure, args.quantile, args.rank_by, not args.no_progress,
-                        [str(path) for path in paths], args.search)  # fmt: skip
+                        [str(path) for path in paths], args.search, shard_size or DEFAULT_SHARD_SIZE)  # fmt: skip
     return index, scanned[0].repeated if scanned else 0
 
 
@@ -250,7 +251,7 @@ def _relatives(args, reference_sequences, query_sequences: list[str]):
 def command_index_build(args) -> None:
     started = time.perf_counter()
     encoder = _encoder(args)
-    index, repeated = _build_index(Path(args.output), args.references, args, encoder)
+    index, repeated = _build_index(Path(args.output), args.references, args, encoder, args.shard_size)
     if index is None:
         return  # not the first process: it helped embed, the first one writes and reports
     print(f"indexed {len(index)} barcodes ({encoder.name}; {repeated} repeated barcodes kept once) in "
@@ -371,6 +372,14 @@ def _command(commands, name: str, summary: str, run: Callable | None) -> argpars
     return parser
 
 
+def _add_shard_size(parser: argparse.ArgumentParser, parts: str) -> None:
+    from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
+
+    parser.add_argument("--shard_size", type=POSITIVE_INT, default=DEFAULT_SHARD_SIZE,
+                        help=f"barcodes per part in {parts}: what a process embeds at a time (torchrun, accelerate "
+                        "launch: several) and what a rerun after an interruption keeps")  # fmt: skip
+
+
 def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     """The command line; without `convert_arguments`, `convert` is listed but takes no arguments (its module imports
     the whole transformers modelling stack: seconds of start-up the other commands do not need)."""
@@ -379,7 +388,6 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
         DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES,
         METHODS, ORDERS,
     )
-    from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
     from barcodemae.identify import (
         DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
     )
@@ -394,9 +402,7 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
                      command_embed)  # fmt: skip
     _add_input(embed)
     embed.add_argument("--output", required=True, help="OUT.parquet, or OUT.npy (+ OUT.ids.txt)")
-    embed.add_argument("--shard_size", type=POSITIVE_INT, default=DEFAULT_SHARD_SIZE,
-                       help="barcodes per part in OUT.parts/: what a process embeds at a time and what a rerun after "
-                       "an interruption keeps")  # fmt: skip
+    _add_shard_size(embed, "OUT.parts/")
     _add_model(embed)
 
     identify = _command(commands, "identify", "assign species/genus/family/order from a labelled reference",
@@ -438,6 +444,7 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     _add_reference_splits(build)
     _add_calibration(build, measure_help, "")
     _add_search(build, "the indexed barcodes")
+    _add_shard_size(build, "DIR.parts/ (the vectors)")
     _add_model(build)
     add = _command(index_commands, "add", "add the new barcodes of more files to an index (thresholds recalibrated)",
                    command_index_add)  # fmt: skip

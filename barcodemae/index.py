@@ -456,6 +456,7 @@ def build_index(
     parts = parts_folder(folder)
     shards = embed_to_shards(lambda: selection, SearchEncoder(encoder, projection), parts, shard_size, True, progress)
     if processes.rank != 0:
+        processes.close()  # waits for the first process to write the folder
         return None
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
@@ -471,6 +472,7 @@ def build_index(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     shards.remove()
+    processes.close()
     return load_index(folder, verify=False)
 
 

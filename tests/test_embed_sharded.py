@@ -197,3 +197,19 @@ def test_bad_file_on_two_processes_is_one_error_line_and_nothing_written(tmp_pat
     assert len(errors) == 1, result.stderr
     assert "barcodes.csv: row 5, column 'dna_barcode': the character '7' at position 5" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_index_built_on_two_processes_is_the_index_of_one(tmp_path, fixture_path):
+    """`index build` embeds through the same shards: on two processes, with a compact search (the projection fitted
+    on the first process, sent to the second), the same files as on one."""
+    options = [fixture_path, "--reference_splits", "train", "val", "--model", "kmer:5", "--search", "compact",
+               "--shard_size", "150", "--no_progress"]  # fmt: skip
+    for launcher in ("one process", "torchrun"):
+        command = [str(free_port()) if part == "PORT" else part for part in LAUNCHERS[launcher]]
+        result = finished(run([*command, "index", "build", *map(str, options), "--output", launcher], tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("indexed ") == 1  # the first process reports
+    one, two = tmp_path / "one process", tmp_path / "torchrun"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["one process", "torchrun"]  # parts removed
+    assert {path.name: path.read_bytes() for path in one.iterdir()} == {path.name: path.read_bytes() for path in two.iterdir()}
