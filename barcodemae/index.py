@@ -201,20 +201,19 @@ def sample_rows(references: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(references)[:PROJECTION_SAMPLE])
 
 
-def fit_search_space(encoder, sample: Sequence[str], references: int, search: str = "auto") -> np.ndarray | None:
+def fit_search_space(encoder, barcodes_at, references: int, search: str = "auto", seed: int = 0) -> np.ndarray | None:
     """The projection a reference of `references` barcodes is searched through (`wants_projection`), fitted on the
-    barcodes of its `sample_rows`; None: exact search on the encoder's own vectors (nothing embedded when the size
-    alone decides)."""
+    barcodes of its `sample_rows` (`barcodes_at(rows)` gives them); None: exact search on the encoder's own vectors
+    (nothing read or embedded when the size alone decides)."""
     if search != "compact" and not wants_projection(references, COMPACT_DIMS + 1, search):
         return None
-    vectors = encoder.embed(list(sample))
+    vectors = encoder.embed(list(barcodes_at(sample_rows(references, seed))))
     return fit_projection(vectors) if wants_projection(references, vectors.shape[1], search) else None
 
 
 def search_space(encoder, sequences: Sequence[str], search: str = "auto", seed: int = 0) -> np.ndarray | None:
     """`fit_search_space` of these reference barcodes."""
-    sample = [sequences[row] for row in sample_rows(len(sequences), seed)]
-    return fit_search_space(encoder, sample, len(sequences), search)
+    return fit_search_space(encoder, lambda rows: [sequences[row] for row in rows], len(sequences), search, seed)
 
 
 class SearchEncoder:
@@ -482,8 +481,7 @@ def _planned(folder: Path, selection, encoder, search: str):
         raise UserError(f"{folder}: already exists; give a new folder (or grow this index with barcodemae index add)")
     if not len(selection):
         raise UserError("no reference barcodes to index")
-    rows = sample_rows(len(selection))
-    return selection, fit_search_space(encoder, _sequences_at(selection, rows), len(selection), search)
+    return selection, fit_search_space(encoder, lambda rows: _sequences_at(selection, rows), len(selection), search)
 
 
 def _sequences_at(selection, rows: np.ndarray) -> list[str]:
