@@ -39,7 +39,8 @@ DEFAULT_METHOD = "single"  # at least as good as VSEARCH at 97.5-99% identity on
 ORDERS = ("abundance", "length")
 
 
-def _connected(rows: np.ndarray, columns: np.ndarray, size: int) -> np.ndarray:
+def joined_components(rows: np.ndarray, columns: np.ndarray, size: int) -> np.ndarray:
+    """Component number of each of `size` nodes of the undirected graph with the edges `rows[k]`-`columns[k]`."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -56,6 +57,13 @@ def _check_identity_clustering(vectors: np.ndarray, identity: float, candidates:
         raise UserError("nothing to cluster: no barcodes")
 
 
+def candidate_pairs(vectors: np.ndarray, candidates: int) -> list[tuple[int, int]]:
+    """The pairs (i < j, sorted) in which one barcode is among the other's `candidates` cosine-nearest barcodes."""
+    neighbours, _ = nearest_neighbours(vectors, vectors, candidates + 1)
+    return sorted({(min(row, column), max(row, column)) for row in range(len(neighbours))
+                   for column in neighbours[row].tolist() if column != row})  # fmt: skip
+
+
 def identity_clusters(
     vectors: np.ndarray, sequences: list[str], identity: float = DEFAULT_IDENTITY,
     candidates: int = DEFAULT_CLUSTER_CANDIDATES, progress: bool = False, measure: str = DEFAULT_MEASURE,
@@ -67,13 +75,11 @@ def identity_clusters(
     from tqdm.auto import tqdm
 
     alike = identity_measure(measure)
-    neighbours, _ = nearest_neighbours(vectors, vectors, candidates + 1)
-    pairs = {(min(row, column), max(row, column)) for row in range(len(neighbours)) for column in neighbours[row].tolist()
-             if column != row}  # fmt: skip
-    joined = [pair for pair in tqdm(sorted(pairs), desc="aligning", unit="pair", leave=False, disable=not progress)
+    pairs = candidate_pairs(vectors, candidates)
+    joined = [pair for pair in tqdm(pairs, desc="aligning", unit="pair", leave=False, disable=not progress)
               if alike(sequences[pair[0]], sequences[pair[1]]) >= identity]  # fmt: skip
     rows, columns = np.array(joined, dtype=np.int64).reshape(-1, 2).T
-    return _by_first_appearance(_connected(rows, columns, len(vectors)))
+    return _by_first_appearance(joined_components(rows, columns, len(vectors)))
 
 
 def centroid_clusters(
@@ -136,7 +142,7 @@ def _components(unit: torch.Tensor, threshold: float, chunk_size: int) -> np.nda
             row, column = torch.nonzero(close, as_tuple=True)
             rows.append(row.numpy() + start)
             columns.append(column.numpy())
-    return _connected(np.concatenate(rows), np.concatenate(columns), len(unit))
+    return joined_components(np.concatenate(rows), np.concatenate(columns), len(unit))
 
 
 def _average_linkage(unit: torch.Tensor, threshold: float) -> np.ndarray:

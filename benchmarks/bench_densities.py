@@ -246,17 +246,30 @@ def abundances(path: Path, names: list[str], sequences: list[str]) -> np.ndarray
     return np.array([counts[sequence] for sequence in sequences])
 
 
-def cluster_rows(dataset: str, path: Path, names: list[str], encoder, args, folder: Path):
-    """Ours (method x measure x identity) and VSEARCH at the same identities on the barcodes with a BIN."""
-    from sklearn.metrics import adjusted_mutual_info_score
-
+def clustering_set(path: Path, names: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(barcodes, their BINs, their abundances) of the barcodes with a BIN in the splits `names` of `path`."""
     splits = load_splits(path, names)
     sequences, bins = [], []
     for name in names:
         known = splits[name].labels["dna_bin"] != ""
         sequences += [sequence for sequence, keep in zip(splits[name].sequences, known) if keep]
         bins += list(splits[name].labels["dna_bin"][known])
-    bins, sizes = np.asarray(bins), abundances(path, names, sequences)
+    return sequences, np.asarray(bins), abundances(path, names, sequences)
+
+
+def clustering_sets(args, clustering: dict) -> list[tuple[str, Path, list[str]]]:
+    """(name, file, splits) of each clustering set of `args.phase`: the main file's pooled query splits, and the
+    halves of the sets in `clustering` (`extra_sets`)."""
+    pooled = ["val", "val_unseen"] if args.phase == "val" else ["test", "test_unseen"]
+    return [("main", Path(args.data_file), pooled)] + [(name, path, [f"cluster_{args.phase}"])
+                                                       for name, path in clustering.items()]  # fmt: skip
+
+
+def cluster_rows(dataset: str, path: Path, names: list[str], encoder, args, folder: Path):
+    """Ours (method x measure x identity) and VSEARCH at the same identities on the barcodes with a BIN."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    sequences, bins, sizes = clustering_set(path, names)
     vectors = encoder.embed(sequences)
     where = f"| {dataset} | {' + '.join(names)} | {len(bins)} | {len(set(bins))} |"
     for identity in args.identities:
@@ -356,10 +369,7 @@ def main() -> None:
         if "cluster" in args.sections:
             print("\n| data | barcodes | n | BINs | method | identity | clusters | AMI | seconds |\n"
                   "|---|---|---:|---:|---|---:|---:|---:|---:|", flush=True)  # fmt: skip
-            pooled = ["val", "val_unseen"] if args.phase == "val" else ["test", "test_unseen"]
-            sets = [("main", Path(args.data_file), pooled)]
-            sets += [(name, path, [f"cluster_{args.phase}"]) for name, path in clustering.items()]
-            for name, path, names in sets:
+            for name, path, names in clustering_sets(args, clustering):
                 if wanted(name):
                     for line in cluster_rows(name, path, names, encoder, args, folder):
                         print(line, flush=True)

@@ -1,0 +1,183 @@
+"""Refinements of single linkage on identity that might split over-merged components, beside VSEARCH (issue 18).
+
+    # choose (validation parts only: main val + val_unseen, the Gulf and Canadian validation halves)
+    OMP_NUM_THREADS=1 python benchmarks/bench_cluster_refinements.py \\
+        --data_file ../shared/data/bold_insecta_coi.csv.gz --extra_dir ../shared/data/extra
+    python benchmarks/bench_cluster_refinements.py                # the bundled fixture only, in seconds
+
+The sets, barcodes, abundances and 6-mer candidates are those of bench_densities.py's clustering mode. Each set's
+candidate pairs (a barcode among the other's 20 cosine-nearest) are aligned once (overlap identity, the default);
+at each identity every method clusters the graph of the pairs at least that alike:
+- `single`: its connected components (`barcodemae cluster`'s default);
+- `mcl`: each component refined by Markov clustering (van Dongen), as BOLD's RESL refines single linkage for BINs:
+  edges weighted by identity, self-loops at each node's strongest edge, expansion 2, `inflation`; a component's
+  clusters are the barcodes drawn to the same attractors;
+- `bridges`: the edges below identity + `delta`, weakest first, are cut when cutting one disconnects its component
+  into two parts of at least `m` barcodes each;
+- `mutual`: only the pairs in which each barcode is among the other's `m` most alike (of its pairs above the
+  identity) are joined.
+Printed first, per set and identity: where single linkage merges BINs (`diagnosis`). A row is marked ">= VSEARCH" when its AMI (x100, against BINs) is at least both VSEARCH `--cluster_fast` and
+`--cluster_size` (same identity, same barcodes) on every set.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench_densities import clustering_set, clustering_sets, extra_sets
+from bench_identify import have, vsearch_clusters
+from machine import cpu_description  # the benchmarks folder is on sys.path when run as a script
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from barcodemae.alignment import overlap_identity  # noqa: E402
+from barcodemae.clustering import DEFAULT_CLUSTER_CANDIDATES, joined_components, candidate_pairs  # noqa: E402
+from barcodemae.data import FIXTURE  # noqa: E402
+from barcodemae.encoders import load_encoder  # noqa: E402
+
+
+def single(size: int, pairs: np.ndarray, alike: np.ndarray, identity: float) -> np.ndarray:
+    return joined_components(*pairs[alike >= identity].T, size)
+
+
+def markov(weights: np.ndarray, inflation: float, steps: int = 200) -> np.ndarray:
+    """Cluster of each node of one component (`weights`: symmetric, zero diagonal) by Markov clustering."""
+    weights = weights + np.diag(weights.max(axis=0))
+    flow = weights / weights.sum(axis=0)
+    for _ in range(steps):
+        previous, flow = flow, np.linalg.matrix_power(flow, 2) ** inflation
+        flow[flow < 1e-9] = 0.0
+        flow /= flow.sum(axis=0)
+        if np.abs(flow - previous).max() < 1e-9:
+            break
+    return joined_components(np.arange(len(flow)), flow.argmax(axis=0), len(flow))  # node - attractor
+
+
+def mcl(size: int, pairs: np.ndarray, alike: np.ndarray, identity: float, inflation: float) -> np.ndarray:
+    joined, weight = pairs[alike >= identity], alike[alike >= identity]
+    components, labels, offset = joined_components(*joined.T, size), np.empty(size, dtype=np.int64), 0
+    for component in range(components.max() + 1):
+        members = np.flatnonzero(components == component)
+        local = np.zeros(len(members), dtype=np.int64)
+        if len(members) > 2:
+            inside = components[joined[:, 0]] == component
+            rows, columns = np.searchsorted(members, joined[inside].T)
+            weights = np.zeros((len(members), len(members)))
+            weights[rows, columns] = weights[columns, rows] = weight[inside]
+            local = markov(weights, inflation)
+        labels[members] = local + offset
+        offset += local.max() + 1
+    return labels
+
+
+def bridges(size: int, pairs: np.ndarray, alike: np.ndarray, identity: float, m: int, delta: float) -> np.ndarray:
+    joined, weight = pairs[alike >= identity], alike[alike >= identity]
+    kept = np.ones(len(joined), dtype=bool)
+    for edge in np.argsort(weight, kind="stable"):
+        if weight[edge] >= identity + delta:
+            break
+        kept[edge] = False
+        parts = joined_components(*joined[kept].T, size)
+        first, second = parts[joined[edge]]
+        kept[edge] = first == second or min((parts == first).sum(), (parts == second).sum()) < m
+    return joined_components(*joined[kept].T, size)
+
+
+def mutual(size: int, pairs: np.ndarray, alike: np.ndarray, identity: float, m: int) -> np.ndarray:
+    joined, weight = pairs[alike >= identity], alike[alike >= identity]
+    ranked = [[] for _ in range(size)]
+    for (first, second), value in zip(joined.tolist(), weight.tolist()):
+        ranked[first].append((-value, second))
+        ranked[second].append((-value, first))
+    best = [{other for _, other in sorted(row)[:m]} for row in ranked]
+    both = np.array([second in best[first] and first in best[second] for first, second in joined.tolist()], dtype=bool)
+    return joined_components(*joined[both].reshape(-1, 2).T, size)
+
+
+def vsearch_identities(sequences: list[str], lowest: float, folder: Path) -> dict:
+    """{(i, j): VSEARCH's identity (its default definition)} of the pairs at least `lowest` alike (--allpairs_global)."""
+    (folder / "all.fa").write_text("".join(f">{index}\n{sequence}\n" for index, sequence in enumerate(sequences)))
+    subprocess.run(["vsearch", "--allpairs_global", str(folder / "all.fa"), "--id", str(lowest), "--threads", "1",
+                    "--userout", str(folder / "pairs.tsv"), "--userfields", "query+target+id", "--quiet"],
+                   check=True, capture_output=True)  # fmt: skip
+    found = {}
+    for line in (folder / "pairs.tsv").read_text().splitlines():
+        first, second, identity = line.split("\t")
+        found[min(int(first), int(second)), max(int(first), int(second))] = float(identity) / 100
+    return found
+
+
+def diagnosis(bins: np.ndarray, pairs: np.ndarray, alike: np.ndarray, identity: float, theirs: dict) -> str:
+    """Where single linkage merges BINs at `identity`: its components holding several BINs (their sizes), and the
+    candidate pairs on the other side of `identity` by VSEARCH's identity than by ours (in two BINs / all)."""
+    components = single(len(bins), pairs, alike, identity)
+    sizes = sorted(int((components == component).sum()) for component in set(components.tolist())
+                   if len(set(bins[components == component])) > 1)  # fmt: skip
+    ours_only = [(first, second) for (first, second), value in zip(pairs.tolist(), alike)
+                 if value >= identity > theirs.get((first, second), 0.0)]  # fmt: skip
+    across = sum(bins[first] != bins[second] for first, second in ours_only)
+    return (f"{len(sizes)} components hold several BINs (sizes {min(sizes, default=0)}-{max(sizes, default=0)}, "
+            f"median {np.median(sizes) if sizes else 0:g}); {len(ours_only)} pairs joined at {identity} by our "
+            f"identity and not by VSEARCH's ({across} across BINs)")  # fmt: skip
+
+
+METHODS = [("single", single, {})]
+METHODS += [(f"mcl inflation {inflation}", mcl, {"inflation": inflation}) for inflation in (1.2, 1.4, 2.0)]
+METHODS += [(f"bridges m {m}, delta {delta}", bridges, {"m": m, "delta": delta})
+            for m in (2, 3, 5) for delta in (0.0025, 0.005, 0.01)]  # fmt: skip
+METHODS += [(f"mutual m {m}", mutual, {"m": m}) for m in (3, 5, 10)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_file", default=str(FIXTURE), help="the main file (BIOSCAN-5M layout)")
+    parser.add_argument("--extra_dir", default=None, help="../shared/data/extra; default: none")
+    parser.add_argument("--phase", choices=("val", "test"), default="val")
+    parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.975, 0.98])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}; kmer:6, "
+          f"{DEFAULT_CLUSTER_CANDIDATES} candidates, overlap identity; CPU {cpu_description()}, 1 thread", flush=True)  # fmt: skip
+    encoder, found = load_encoder("kmer:6"), {}
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        clustering = extra_sets(Path(args.extra_dir), folder, args.seed)[1] if args.extra_dir else {}
+        sets = clustering_sets(args, clustering)
+        for name, path, names in sets:
+            sequences, bins, sizes = clustering_set(path, names)
+            pairs = np.array(candidate_pairs(encoder.embed(sequences), DEFAULT_CLUSTER_CANDIDATES), dtype=np.int64)
+            alike = np.array([overlap_identity(sequences[first], sequences[second]) for first, second in pairs])
+            print(f"{name}: {len(sequences)} barcodes, {len(set(bins))} BINs, {len(pairs)} candidate pairs", flush=True)
+            theirs = vsearch_identities(sequences, min(args.identities) - 0.02, folder) if have("vsearch") else None
+            for identity in args.identities if theirs is not None else ():
+                print(f"  single linkage at {identity}: {diagnosis(bins, pairs, alike, identity, theirs)}", flush=True)
+            for identity in args.identities:
+                for method, cluster, options in METHODS:
+                    clusters = cluster(len(sequences), pairs, alike, identity, **options)
+                    found[identity, method, name] = (clusters.max() + 1, 100 * adjusted_mutual_info_score(bins, clusters))
+                for command in ("--cluster_fast", "--cluster_size") if have("vsearch") else ():
+                    clusters = vsearch_clusters(sequences, identity, folder, command, sizes)[0]
+                    found[identity, f"VSEARCH {command}", name] = (clusters.max() + 1,
+                                                                   100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
+    names = [name for name, _, _ in sets]
+    for identity in args.identities:
+        print(f"\nidentity {identity} (clusters, AMI)\n| method | {' | '.join(names)} | mean AMI | >= VSEARCH |\n"
+              f"|---|{'---:|' * len(names)}---:|---|")  # fmt: skip
+        for method in dict.fromkeys(key[1] for key in found if key[0] == identity):
+            cells = [found[identity, method, name] for name in names]
+            tools = [found.get((identity, f"VSEARCH {command}", name), (0, np.inf))[1]
+                     for name in names for command in ("--cluster_fast", "--cluster_size")]  # fmt: skip
+            wins = all(cell[1] >= max(tools[2 * i : 2 * i + 2]) for i, cell in enumerate(cells))
+            print(f"| {method} | {' | '.join(f'{count} · {ami:.1f}' for count, ami in cells)} | "
+                  f"{np.mean([cell[1] for cell in cells]):.2f} | {'yes' if wins else ''} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
