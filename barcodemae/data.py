@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from alphabet_barcodemae import MAX_NUCLEOTIDES, find_invalid_character
 
 from barcodemae.errors import UserError, UserFileNotFoundError

@@ -43,8 +43,8 @@ class Records:
         """The records of `parts`, one part after the other (`label_columns`: the labels every part has)."""
         labels = {name: np.concatenate([np.array([], dtype=str), *(part.labels[name] for part in parts)])
                   for name in label_columns}  # fmt: skip
-        return cls([name for part in parts for name in part.ids], [text for part in parts for text in part.sequences],
-                   labels)  # fmt: skip
+        return cls([record for part in parts for record in part.ids],
+                   [sequence for part in parts for sequence in part.sequences], labels)  # fmt: skip
 
 
 def read_records(
