@@ -2,5 +2,5 @@
 
 Modules: `data` (reading and preparing barcode files), `encoders` (kmer:K and any AutoModel), `cache`, `neighbours`,
 `identify`, `clustering`, `protocol` (the BIOSCAN-5M frozen-feature evaluation), `convert`, `files`, `errors`, `cli`.
-The Hub model code (configuration/tokenization/modeling_barcodemae.py) stays flat beside this package.
+The Hub model code (alphabet/configuration/tokenization/modeling_barcodemae.py) stays flat beside this package.
 """

@@ -4,11 +4,16 @@ Two measures: `alignment_identity` ("infix": the shorter barcode aligned inside 
 and `overlap_identity` ("overlap", the default of `identify` and `cluster`): the same, except that the part of the
 shorter barcode hanging over an end of the longer is not counted, when at least `DEFAULT_MIN_OVERLAP` nt overlap
 (barcodes covering shifted stretches of the gene; VSEARCH's default identity likewise ignores terminal gaps).
+`identities` aligns many pairs on `alignment_threads()` threads (edlib releases the GIL while it aligns).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 import edlib
 
@@ -114,3 +119,49 @@ def identity_measure(name: str):
     if name not in IDENTITY_MEASURES:
         raise UserError(f"the identity measure must be one of {', '.join(IDENTITY_MEASURES)}, got {name!r}")
     return IDENTITY_MEASURES[name]
+
+
+def alignment_threads() -> int:
+    """How many threads align: `OMP_NUM_THREADS` when set (the variable that sizes torch's thread pool too, so
+    `OMP_NUM_THREADS=1` keeps everything on one core), else the CPUs this process may use."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # "4,2": nested levels, the first counts
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"OMP_NUM_THREADS must be a whole number of threads, at least 1, got {value!r}")
+    return int(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per thread count, kept for the process: callers that align a few pairs at a time pay no start-up."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="align")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child (a data loader worker) starts without the threads
+    os.register_at_fork(after_in_child=_thread_pool.cache_clear)
+
+
+_CHUNK = 256  # pairs one thread aligns per task: few tasks, yet a progress bar that moves
+
+
+def identities(
+    pairs: Sequence[tuple[str, str]], measure: str = DEFAULT_MEASURE, progress: bool | str = False
+) -> list[float]:
+    """The identity by `measure` of each (a, b) of `pairs`, in order, aligned on `alignment_threads()` threads; the
+    values do not depend on the thread count. `progress`: a bar of pairs aligned (a string: its label)."""
+    from tqdm.auto import tqdm
+
+    identity, threads = identity_measure(measure), alignment_threads()
+    size = max(1, min(_CHUNK, -(-len(pairs) // threads)))
+    chunks = [pairs[start : start + size] for start in range(0, len(pairs), size)]
+    aligned = (_thread_pool(threads).map if threads > 1 and len(chunks) > 1 else map)(
+        lambda chunk: [identity(a, b) for a, b in chunk], chunks
+    )
+    values: list[float] = []
+    with tqdm(total=len(pairs), desc=progress if isinstance(progress, str) else "aligning", unit="pair", leave=False,
+              disable=not progress) as bar:  # fmt: skip
+        for chunk in aligned:
+            values += chunk
+            bar.update(len(chunk))
+    return values

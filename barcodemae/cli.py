@@ -125,11 +125,15 @@ def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -
 
 def _encoder(args, model: str | None = None):
     """The encoder of --model (`model` when that is not given)."""
-    from barcodemae.encoders import auto_precision, load_encoder
+    from barcodemae.encoders import KMER_SPEC, auto_precision, load_encoder
 
+    name = args.model or model or DEFAULT_MODEL
+    if args.no_progress and not KMER_SPEC.fullmatch(name):  # kmer:K imports no transformers
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bar()  # the weight-loading bar
     precision = auto_precision(args.device) if args.precision == "auto" else args.precision
-    return load_encoder(args.model or model or DEFAULT_MODEL, args.layer, device=args.device,
-                        batch_size=args.batch_size, precision=precision)  # fmt: skip
+    return load_encoder(name, args.layer, device=args.device, batch_size=args.batch_size, precision=precision)
 
 
 def _embed(encoder, sequences, args, label: str):
@@ -316,7 +320,11 @@ def command_cluster(args) -> None:
 
 
 def command_evaluate(args) -> None:
+    import datasets  # the one command that reads through it (`barcodemae.data.load_splits`)
+
     from barcodemae.protocol import ProtocolSettings, evaluate
+
+    datasets.disable_progress_bars()  # the file-reading bars; the embedding bar follows --no_progress
 
     options = {name: getattr(args, name) for name in ProtocolSettings.__dataclass_fields__ if hasattr(args, name)}
     report = evaluate(args.models, args.data_file, args.output_dir, cache_dir=args.cache_dir,
@@ -494,13 +502,6 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
 def _main(argv: Sequence[str] | None) -> None:
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(convert_arguments=words[:1] == ["convert"]).parse_args(words)
-    import datasets
-
-    datasets.disable_progress_bars()  # the file-reading bars; the embedding bar follows --no_progress
-    if getattr(args, "no_progress", False):
-        from transformers.utils.logging import disable_progress_bar
-
-        disable_progress_bar()  # the weight-loading bar
     args.run(args)
 
 

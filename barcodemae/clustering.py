@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from barcodemae.alignment import DEFAULT_MEASURE, identity_measure
+from barcodemae.alignment import DEFAULT_MEASURE, identities, identity_measure
 from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbours, unit_rows
 
@@ -72,12 +72,10 @@ def identity_clusters(
     (`measure`) over each barcode's `candidates` (at least 1) cosine-nearest barcodes (`vectors` propose, identity
     decides)."""
     _check_identity_clustering(vectors, identity, candidates)
-    from tqdm.auto import tqdm
-
-    alike = identity_measure(measure)
+    identity_measure(measure)  # an unknown measure fails before the neighbour search
     pairs = candidate_pairs(vectors, candidates)
-    joined = [pair for pair in tqdm(pairs, desc="aligning", unit="pair", leave=False, disable=not progress)
-              if alike(sequences[pair[0]], sequences[pair[1]]) >= identity]  # fmt: skip
+    alike = identities([(sequences[row], sequences[column]) for row, column in pairs], measure, progress)
+    joined = [pair for pair, value in zip(pairs, alike) if value >= identity]
     rows, columns = np.array(joined, dtype=np.int64).reshape(-1, 2).T
     return _by_first_appearance(joined_components(rows, columns, len(vectors)))
 
@@ -98,7 +96,6 @@ def centroid_clusters(
         raise UserError(f"the clustering order must be one of {', '.join(ORDERS)}, got {order!r}")
     from tqdm.auto import tqdm
 
-    alike = identity_measure(measure)
     distinct, first, inverse, counts = np.unique(np.asarray(sequences, dtype=object), return_index=True,
                                                  return_inverse=True, return_counts=True)  # fmt: skip
     if abundances is not None:
@@ -120,7 +117,8 @@ def centroid_clusters(
             proposed = list(zip(top_similarities[row].tolist(), (centroids[index] for index in top[row].tolist())))
             proposed += [(float(within[row, other - start]), other) for other in founded]
             proposed = sorted(proposed, key=lambda pair: -pair[0])[:candidates]
-            scored = [(alike(ranked[start + row], ranked[other]), other) for _, other in proposed]
+            alike = identities([(ranked[start + row], ranked[other]) for _, other in proposed], measure)
+            scored = list(zip(alike, (other for _, other in proposed)))
             best = max(scored, default=(-1.0, -1), key=lambda pair: pair[0])
             if best[0] >= identity:
                 centroid[start + row] = best[1]

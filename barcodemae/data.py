@@ -20,12 +20,10 @@ import os
 import re
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pandas as pd
 
-from configuration_barcodemae import BarcodeMAEConfig
-from tokenization_barcodemae import find_invalid_character
+from alphabet_barcodemae import MAX_NUCLEOTIDES, find_invalid_character
 
 from barcodemae.errors import UserError, UserFileNotFoundError
 
@@ -35,7 +33,6 @@ SEQUENCE_COLUMNS = ("dna_barcode", "nucleotides", "sequence")  # auto-detected, 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fas", ".fna")
 BAD_SEQUENCE_POLICIES = ("error", "skip")
 _BATCH = 10_000
-MAX_NUCLEOTIDES = BarcodeMAEConfig().max_sequence_length  # 660: the paper's; nucleotides kept per barcode
 FIXTURE = Path(__file__).resolve().parent / "bioscan_fixture.csv.gz"  # the bundled real barcodes (package data)
 
 
@@ -113,6 +110,8 @@ def check_fasta_start(path: Path) -> None:
 
 def _raw_dataset(path: Path, cache_dir: str | None) -> tuple[datasets.Dataset, list[str]]:
     """The file as a Dataset of its own columns (all strings for text formats), and the list of its columns."""
+    import datasets  # here, not at the top: reading through `barcodemae.files` never needs it
+
     suffix = _suffix(path)
     if suffix in FASTA_SUFFIXES:
         check_fasta_start(path)

@@ -220,10 +220,9 @@ def _settings_key(encoder, selection: Selection, keep_sequences: bool) -> str:
 
 def _shard_records(selection: Selection, shard_size: int) -> Iterator[Records]:
     """The selected records, `shard_size` at a time (the last shard: the rest)."""
-    pending = Records([], [], {name: np.array([], dtype=str) for name in selection.label_columns})
+    pending = Records.joined([], selection.label_columns)
     for chunk in iter_records(selection):
-        labels = {name: np.concatenate([pending.labels[name], chunk.labels[name]]) for name in pending.labels}
-        pending = Records(pending.ids + chunk.ids, pending.sequences + chunk.sequences, labels)
+        pending = Records.joined([pending, chunk], selection.label_columns)
         while len(pending) >= shard_size:
             yield _head(pending, shard_size)
             pending = _head(pending, len(pending), shard_size)

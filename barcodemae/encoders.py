@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tokenization_barcodemae import NUCLEOTIDES
+from alphabet_barcodemae import NUCLEOTIDES
 
 from barcodemae.errors import UserError, UserFileNotFoundError
 

@@ -13,9 +13,9 @@ import pandas as pd
 
 from barcodemae.data import (
     FASTA_SUFFIXES, MAX_NUCLEOTIDES, _fasta_records, _hash_sequences, _problem, _read_header, _sniff_delimiter,
-    _suffix, check_embeddable, check_fasta_start, check_input_file, check_selection_not_empty, check_splits_present,
-    clean_barcode, invalid_sequence_error, load_barcodes, prepare_barcodes, report_skipped_invalid,
-    report_skipped_unembeddable, resolve_columns, unambiguous_run, unembeddable_error,
+    _suffix, check_fasta_start, check_input_file, check_selection_not_empty, check_splits_present, clean_barcode,
+    invalid_sequence_error, report_skipped_invalid, report_skipped_unembeddable, resolve_columns, unambiguous_run,
+    unembeddable_error,
 )
 from barcodemae.errors import UserError
 
@@ -38,6 +38,14 @@ class Records:
     def __len__(self) -> int:
         return len(self.sequences)
 
+    @classmethod
+    def joined(cls, parts: Sequence[Records], label_columns: Sequence[str]) -> Records:
+        """The records of `parts`, one part after the other (`label_columns`: the labels every part has)."""
+        labels = {name: np.concatenate([np.array([], dtype=str), *(part.labels[name] for part in parts)])
+                  for name in label_columns}  # fmt: skip
+        return cls([record for part in parts for record in part.ids],
+                   [sequence for part in parts for sequence in part.sequences], labels)  # fmt: skip
+
 
 def read_records(
     path: str | os.PathLike, splits: Sequence[str] | None = None, sequence_column: str | None = None,
@@ -50,19 +58,11 @@ def read_records(
 
     Bad barcodes (a character that is not a nucleotide code; fewer than `min_run` unambiguous nucleotides in a row,
     `check_embeddable`) raise a `UserError` naming the first, or with `on_bad_sequence="skip"` are dropped (logged).
+    Read as `scan_records` and `iter_records` stream a file (pandas, pyarrow), so without `datasets`.
     """
-    dataset = load_barcodes(path, splits=splits, sequence_column=sequence_column,
-                            columns=[id_column] if id_column else [], on_bad_sequence=on_bad_sequence,
-                            optional_columns=[*ID_COLUMNS, *label_columns])  # fmt: skip
-    dataset, _ = check_embeddable(dataset, path, min_run, on_bad_sequence, max_length)
-    if deduplicate:
-        dataset, _ = prepare_barcodes(dataset, max_length)
-    columns = dataset.to_dict()
-    id_name = id_column or next((name for name in ID_COLUMNS if name in columns), None)
-    ids = columns[id_name] if id_name else [str(row) for row in columns["row"]]
-    sequences = columns["sequence"] if deduplicate else [clean_barcode(s, max_length) for s in columns["sequence"]]
-    labels = {name: np.asarray(columns[name], dtype=object).astype(str) for name in label_columns if name in columns}
-    return Records(ids, sequences, labels)
+    selection = scan_records([path], splits, sequence_column, id_column, label_columns, deduplicate, max_length,
+                             min_run, on_bad_sequence)  # fmt: skip
+    return Records.joined(list(iter_records(selection)), selection.label_columns)
 
 
 def file_columns(path: Path) -> list[str]:

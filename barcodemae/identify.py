@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from barcodemae.alignment import DEFAULT_MEASURE, identity_measure
+from barcodemae.alignment import DEFAULT_MEASURE, identities
 from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbours, unit_rows
 
@@ -88,9 +88,8 @@ def _relative_similarities(
     finite = np.isfinite(cosine)
     if sequences is None:
         return cosine[finite]
-    pairs = zip(rows[finite], relatives[finite])
-    identity = identity_measure(measure)
-    return np.array([identity(sequences[row], sequences[relative]) for row, relative in pairs])
+    pairs = [(sequences[row], sequences[relative]) for row, relative in zip(rows[finite], relatives[finite])]
+    return np.array(identities(pairs, measure))
 
 
 def _related(codes: dict, known: dict, rank: str, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
@@ -163,15 +162,10 @@ def _rank_by_identity(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each query's candidates ordered by alignment identity (ties keep the embedding's order), with their
     identities."""
-    from tqdm.auto import tqdm
-
-    identity = identity_measure(measure)
-    rows = tqdm(zip(query_sequences, candidates), total=len(candidates), desc="aligning", unit="query",
-                leave=False, disable=not progress)  # fmt: skip
-    identities = np.array([[identity(query, reference_sequences[index]) for index in row]
-                           for query, row in rows], dtype=np.float32).reshape(candidates.shape)  # fmt: skip
-    order = np.argsort(-identities, axis=1, kind="stable")
-    return np.take_along_axis(candidates, order, 1), np.take_along_axis(identities, order, 1)
+    pairs = [(query, reference_sequences[index]) for query, row in zip(query_sequences, candidates) for index in row]
+    aligned = np.array(identities(pairs, measure, progress), dtype=np.float32).reshape(candidates.shape)
+    order = np.argsort(-aligned, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, 1), np.take_along_axis(aligned, order, 1)
 
 
 def ranked_neighbours(

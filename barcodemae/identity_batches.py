@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from barcodemae.alignment import alignment_identity
+from barcodemae.alignment import identities
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.neighbours import nearest_neighbours
 
@@ -63,8 +63,9 @@ class NeighbourBatchSampler(torch.utils.data.Sampler):
 
 def identity_matrix(sequences: Sequence[str]) -> torch.Tensor:
     """(N, N) float32 alignment identities between the sequences (symmetric, 1 on the diagonal)."""
+    rows, columns = np.triu_indices(len(sequences), 1)
     matrix = torch.eye(len(sequences))
-    for i in range(len(sequences)):
-        for j in range(i + 1, len(sequences)):
-            matrix[i, j] = matrix[j, i] = alignment_identity(sequences[i], sequences[j])
+    matrix[rows, columns] = matrix[columns, rows] = torch.tensor(
+        identities([(sequences[i], sequences[j]) for i, j in zip(rows, columns)], "infix")
+    )
     return matrix

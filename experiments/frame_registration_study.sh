@@ -30,7 +30,8 @@ for seed in (0, 1):
         model.barcodemae.save_pretrained(folder)
         BarcodeMAETokenizer(register_frame=register).save_pretrained(folder)
 shutil.copytree(f"{out}/previous/checkpoints/barcodemae-4x256-bold", f"{out}/shipped-reg", dirs_exist_ok=True)
-for code in ("configuration_barcodemae.py", "modeling_barcodemae.py", "tokenization_barcodemae.py"):  # today's code
+for code in ("alphabet_barcodemae.py", "configuration_barcodemae.py", "modeling_barcodemae.py",
+             "tokenization_barcodemae.py"):  # today's code
     shutil.copy(code, f"{out}/shipped-reg")
 BarcodeMAETokenizer(register_frame=True).save_pretrained(f"{out}/shipped-reg")
 PY

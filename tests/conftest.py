@@ -83,7 +83,8 @@ _BLOCK_PACKAGE_IMPORTS = """
 import sys
 class _BlockPackage:
     def find_spec(self, name, path=None, target=None):
-        if name in ("configuration_barcodemae", "tokenization_barcodemae", "modeling_barcodemae"):
+        if name in ("alphabet_barcodemae", "configuration_barcodemae", "tokenization_barcodemae",
+                    "modeling_barcodemae"):
             raise ImportError(f"{name} must come from the model folder (trust_remote_code), not the repo")
 sys.meta_path.insert(0, _BlockPackage())
 """

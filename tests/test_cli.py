@@ -20,10 +20,11 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "barcodemae"  # what `pip install
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def barcodemae(*arguments, cwd) -> subprocess.CompletedProcess:
-    """The console command as a user runs it (python -m barcodemae.cli where the package is not pip-installed)."""
+def barcodemae(*arguments, cwd, **env) -> subprocess.CompletedProcess:
+    """The console command as a user runs it (python -m barcodemae.cli where the package is not pip-installed), with
+    the environment variables `env` besides."""
     command = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "barcodemae.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **env}
     return subprocess.run([*command, *map(str, arguments)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
@@ -38,6 +39,23 @@ def test_console_embed_writes_parquet_pandas_reads(tmp_path, fixture_path, fixtu
     vectors = np.stack(frame.embedding.to_numpy())
     assert vectors.shape == (len(test), 64) and np.allclose(vectors.sum(1), 1.0, atol=1e-5)  # 3-mer frequencies
     assert f"{len(test)} barcodes x 64 dims" in result.stdout
+
+
+@pytest.mark.slow
+def test_kmer_commands_import_neither_transformers_nor_datasets(tmp_path, fixture_path):
+    """Start-up is most of a small run: the kmer:K path must not load the model stack or the Arrow datasets."""
+    commands = [
+        ["index", "build", fixture_path, "--reference_splits", "train", "--output", "library"],
+        ["identify", fixture_path, "--query_splits", "test_unseen", "--index", "library", "--output", "calls.tsv"],
+        ["embed", fixture_path, "--splits", "test", "--model", "kmer:4", "--output", "vectors.parquet"],
+    ]
+    for command in commands:
+        result = barcodemae(*command, "--no_progress", cwd=tmp_path, PYTHONPROFILEIMPORTTIME="1")
+        assert result.returncode == 0, result.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()
+                    if line.startswith("import time:")}  # fmt: skip
+        assert {"barcodemae", "edlib" if command[0] != "embed" else "numpy"} <= imported, command  # the report is there
+        assert not imported & {"transformers", "datasets"}, command
 
 
 def test_embed_model_npy_equals_encoder(tmp_path, fixture_path, fixture_metadata, tiny_model_dir):

@@ -55,3 +55,28 @@ def test_a_reference_without_label_columns_is_an_error_naming_it(tmp_path, val_f
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: ") and "unlabelled.csv: no label column" in error[0]
     assert not (tmp_path / "calls.tsv").exists()
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["identify", "--query_splits", "test_unseen", "--reference_splits", "train"],
+        ["cluster", "--splits", "test", "test_unseen"],
+        ["cluster", "--splits", "test", "test_unseen", "--method", "centroid"],
+    ],
+)
+def test_two_alignment_threads_write_the_bytes_of_one(tmp_path, fixture_path, monkeypatch, command):
+    from barcodemae import alignment
+
+    pools, make_pool = [], alignment._thread_pool
+    monkeypatch.setattr(alignment, "_thread_pool", lambda threads: pools.append(threads) or make_pool(threads))
+    name, *options = command
+    reference = ["--reference", str(fixture_path)] if name == "identify" else []
+    written = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        output = tmp_path / f"{threads}.tsv"
+        assert main([name, str(fixture_path), *reference, *options, "--model", "kmer:4", "--output", str(output),
+                     "--no_progress"]) == 0  # fmt: skip
+        written.append(output.read_bytes())
+    assert set(pools) == {2}  # the second run aligned on two threads, the first on none
+    assert written[0] == written[1]

@@ -39,7 +39,7 @@ def test_saved_folder_is_complete(saved_model):
     folder = saved_model[0]
     files = {path.name for path in folder.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer_config.json", "configuration_barcodemae.py",
-            "modeling_barcodemae.py", "tokenization_barcodemae.py"} <= files
+            "modeling_barcodemae.py", "tokenization_barcodemae.py", "alphabet_barcodemae.py"} <= files
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "barcodemae"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HUB_FILES = {"configuration_barcodemae.py", "tokenization_barcodemae.py", "modeling_barcodemae.py"}
+HUB_FILES = {"alphabet_barcodemae.py", "configuration_barcodemae.py", "tokenization_barcodemae.py",
+             "modeling_barcodemae.py"}
 
 
 def _offline_env(**extra) -> dict:

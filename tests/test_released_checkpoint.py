@@ -53,5 +53,6 @@ np.save("embeddings.npy", embeddings.numpy())
 
 def test_checkpoint_carries_the_current_code():
     """Users of the folder run its own copies of the model files: they must be the package's current ones."""
-    for name in ("configuration_barcodemae.py", "tokenization_barcodemae.py", "modeling_barcodemae.py"):
+    for name in ("alphabet_barcodemae.py", "configuration_barcodemae.py", "tokenization_barcodemae.py",
+                 "modeling_barcodemae.py"):
         assert (CHECKPOINT / name).read_text() == (REPO / name).read_text(), f"{CHECKPOINT / name} is stale"

@@ -66,7 +66,8 @@ def test_end_to_end_checkpoint_export_reload(tmp_path, fixture_path, monkeypatch
     assert [path.name for path in training.list_checkpoints(out)] == ["step_4"]
     assert not list((out / "checkpoints").glob(".*"))
     for name in ("config.json", "model.safetensors", "tokenizer_config.json", "modeling_barcodemae.py",
-                 "configuration_barcodemae.py", "tokenization_barcodemae.py", "README.md", "metrics.jsonl"):  # fmt: skip
+                 "configuration_barcodemae.py", "tokenization_barcodemae.py", "alphabet_barcodemae.py", "README.md",
+                 "metrics.jsonl"):  # fmt: skip
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForPreTraining",

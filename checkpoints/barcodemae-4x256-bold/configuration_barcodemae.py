@@ -2,6 +2,11 @@
 
 from transformers import PretrainedConfig
 
+try:
+    from .alphabet_barcodemae import MAX_NUCLEOTIDES
+except ImportError:
+    from alphabet_barcodemae import MAX_NUCLEOTIDES
+
 AUTO_MAP = {
     "AutoConfig": "configuration_barcodemae.BarcodeMAEConfig",
     "AutoModel": "modeling_barcodemae.BarcodeMAEModel",
@@ -64,7 +69,7 @@ class BarcodeMAEConfig(PretrainedConfig):
     def __init__(
         self,
         k_mer: int = 6,
-        max_sequence_length: int = 660,
+        max_sequence_length: int = MAX_NUCLEOTIDES,
         hidden_size: int = 768,
         num_hidden_layers: int = 6,
         num_attention_heads: int = 6,

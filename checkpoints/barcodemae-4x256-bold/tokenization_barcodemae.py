@@ -2,7 +2,6 @@
 optionally registered to one reading frame of the COI-5P barcode region (`register_frame`)."""
 
 import itertools
-import re
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
@@ -10,13 +9,14 @@ from tokenizers.models import WordLevel
 from transformers import BatchEncoding, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import PaddingStrategy, TruncationStrategy
 
-NUCLEOTIDES = "ACGT"
-AMBIGUITY_CODES = "RYSWKMBDHVN"  # IUPAC; each is read as N, so a k-mer containing one is [UNK]
+try:
+    from .alphabet_barcodemae import AMBIGUITY_CODES, NUCLEOTIDES, find_invalid_character
+except ImportError:
+    from alphabet_barcodemae import AMBIGUITY_CODES, NUCLEOTIDES, find_invalid_character
+
 SPECIAL_TOKENS = ("[MASK]", "[UNK]")  # ids 0 and 1, before the k-mers, as in the original releases
 PAD_TOKEN = "[PAD]"  # id 4**k + 2, after the k-mers
 
-_ALLOWED = NUCLEOTIDES + "U" + AMBIGUITY_CODES
-_INVALID_CHARACTER = re.compile(rf"[^{_ALLOWED}{_ALLOWED.lower()}\s.\-]")
 _GAPS_AND_WHITESPACE = " \t\n\r\v\f.-"  # the ASCII characters the normaliser removes
 _REMOVED_CHARACTERS = str.maketrans("", "", _GAPS_AND_WHITESPACE)
 
@@ -112,12 +112,6 @@ def kmer_vocabulary(k: int) -> dict[str, int]:
     kmers = ("".join(kmer) for kmer in itertools.product(NUCLEOTIDES, repeat=k))
     tokens = [*SPECIAL_TOKENS, *kmers, PAD_TOKEN]
     return {token: index for index, token in enumerate(tokens)}
-
-
-def find_invalid_character(sequence: str) -> tuple[int, str] | None:
-    """(position, character) of the first character that is not a nucleotide code, gap or whitespace."""
-    match = _INVALID_CHARACTER.search(sequence)
-    return None if match is None else (match.start(), match.group())
 
 
 def build_kmer_pipeline(k: int) -> Tokenizer:
