@@ -15,7 +15,9 @@ at each identity every method clusters the graph of the pairs at least that alik
 - `bridges`: the edges below identity + `delta`, weakest first, are cut when cutting one disconnects its component
   into two parts of at least `m` barcodes each;
 - `mutual`: only the pairs in which each barcode is among the other's `m` most alike (of its pairs above the
-  identity) are joined.
+  identity) are joined;
+- `centroids within components`: each component of at most `S` barcodes is re-clustered by greedy centroids
+  (`centroid_clusters`: most abundant first, same identity and candidates), larger ones are kept.
 Printed first, per set and identity: where single linkage merges BINs (`diagnosis`). A row is marked ">= VSEARCH" when its AMI (x100, against BINs) is at least both VSEARCH `--cluster_fast` and
 `--cluster_size` (same identity, same barcodes) on every set.
 """
@@ -35,7 +37,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from barcodemae.alignment import overlap_identity  # noqa: E402
-from barcodemae.clustering import DEFAULT_CLUSTER_CANDIDATES, joined_components, candidate_pairs  # noqa: E402
+from barcodemae.clustering import (  # noqa: E402
+    DEFAULT_CLUSTER_CANDIDATES, candidate_pairs, centroid_clusters, joined_components,
+)
 from barcodemae.data import FIXTURE  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 
@@ -98,6 +102,18 @@ def mutual(size: int, pairs: np.ndarray, alike: np.ndarray, identity: float, m: 
     return joined_components(*joined[both].reshape(-1, 2).T, size)
 
 
+def centroids_within(components: np.ndarray, barcodes: tuple, identity: float, small: int) -> np.ndarray:
+    """`components` with each one of 3 to `small` barcodes re-clustered by greedy centroids; `barcodes`: (vectors,
+    sequences, abundances). Components of 2 are joined at `identity` already, so centroids keep them whole."""
+    vectors, sequences, abundances = barcodes
+    counts, local = np.bincount(components), np.zeros(len(components), dtype=np.int64)
+    for component in np.flatnonzero((counts > 2) & (counts <= small)):
+        members = np.flatnonzero(components == component)
+        local[members] = centroid_clusters(vectors[members], [sequences[member] for member in members], identity,
+                                           abundances=abundances[members])  # fmt: skip
+    return components * small + local  # local < the component's size <= small
+
+
 def vsearch_identities(sequences: list[str], lowest: float, folder: Path) -> dict:
     """{(i, j): VSEARCH's identity (its default definition)} of the pairs at least `lowest` alike (--allpairs_global)."""
     (folder / "all.fa").write_text("".join(f">{index}\n{sequence}\n" for index, sequence in enumerate(sequences)))
@@ -130,6 +146,7 @@ METHODS += [(f"mcl inflation {inflation}", mcl, {"inflation": inflation}) for in
 METHODS += [(f"bridges m {m}, delta {delta}", bridges, {"m": m, "delta": delta})
             for m in (2, 3, 5) for delta in (0.0025, 0.005, 0.01)]  # fmt: skip
 METHODS += [(f"mutual m {m}", mutual, {"m": m}) for m in (3, 5, 10)]
+SMALL_COMPONENTS = (3, 4, 6, 8, 12)
 
 
 def main() -> None:
@@ -152,7 +169,8 @@ def main() -> None:
         sets = clustering_sets(args, clustering)
         for name, path, names in sets:
             sequences, bins, sizes = clustering_set(path, names)
-            pairs = np.array(candidate_pairs(encoder.embed(sequences), DEFAULT_CLUSTER_CANDIDATES), dtype=np.int64)
+            vectors = encoder.embed(sequences)
+            pairs = np.array(candidate_pairs(vectors, DEFAULT_CLUSTER_CANDIDATES), dtype=np.int64)
             alike = np.array([overlap_identity(sequences[first], sequences[second]) for first, second in pairs])
             print(f"{name}: {len(sequences)} barcodes, {len(set(bins))} BINs, {len(pairs)} candidate pairs", flush=True)
             theirs = vsearch_identities(sequences, min(args.identities) - 0.02, folder) if have("vsearch") else None
@@ -162,6 +180,11 @@ def main() -> None:
                 for method, cluster, options in METHODS:
                     clusters = cluster(len(sequences), pairs, alike, identity, **options)
                     found[identity, method, name] = (clusters.max() + 1, 100 * adjusted_mutual_info_score(bins, clusters))
+                for small in SMALL_COMPONENTS:
+                    clusters = centroids_within(single(len(sequences), pairs, alike, identity),
+                                                (vectors, sequences, sizes), identity, small)  # fmt: skip
+                    found[identity, f"centroids within components <= {small}", name] = (
+                        len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
                 for command in ("--cluster_fast", "--cluster_size") if have("vsearch") else ():
                     clusters = vsearch_clusters(sequences, identity, folder, command, sizes)[0]
                     found[identity, f"VSEARCH {command}", name] = (clusters.max() + 1,
