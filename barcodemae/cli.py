@@ -271,7 +271,7 @@ def command_index_add(args) -> None:
     args.reference_splits = args.splits
     selection = _reference_selection(args.references, args, encoder)
     added, held = add_to_index(index, encoder, Entries.read(selection), not args.no_progress)
-    index = load_index(args.folder, verify=False)
+    index = load_index(args.folder, verify="none")
     print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "
           f"files, kept once; thresholds recalibrated on all {len(index)}) in {time.perf_counter() - started:.1f} s\n"
           f"{index.describe()}")
@@ -280,7 +280,7 @@ def command_index_add(args) -> None:
 def command_index_info(args) -> None:
     from barcodemae.index import load_index
 
-    print(load_index(args.folder).describe())
+    print(load_index(args.folder, verify="all").describe())
 
 
 def command_cluster(args) -> None:

@@ -40,6 +40,7 @@ from barcodemae.neighbours import nearest_neighbours
 FORMAT = "barcodemae-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+VERIFIED = ".verified.json"  # the listed files' states when their checksums last matched (`read_manifest`)
 ALPHABET = "ACGTRYSWKMBDHVNU"  # 4-bit codes of the stored barcodes: the nucleotides, the IUPAC ambiguity codes, U
 COMPACT_DIMS = 256  # search vectors of large references: float16, 512 bytes a barcode
 SEARCHES = ("auto", "exact", "compact")
@@ -369,9 +370,11 @@ def _reference(vectors, labels, sequences, measure: str, quantile: float, rank_b
     return CompactReference(vectors, labels, thresholds, ranked, measure, projection, encoder, sequences)
 
 
-def read_manifest(folder: str | os.PathLike, verify: bool = True) -> dict:
-    """The folder's manifest, after checking every file it lists against its size (and with `verify` its SHA-256):
-    one clear error for a folder that is not a whole index."""
+def read_manifest(folder: str | os.PathLike, verify: str = "changed") -> dict:
+    """The folder's manifest, after checking every file it lists against its size and, by `verify`, its SHA-256:
+    "changed" (the default) where a file changed (size, mtime, ctime, inode) since its checksum last matched (the
+    quick check of rsync; the record of what matched is `VERIFIED` in the folder, when it is writable), "all", or
+    "none". One clear error for a folder that is not a whole index."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserFileNotFoundError(f"{folder}: no such index folder (make one with barcodemae index build)")
@@ -394,12 +397,42 @@ def read_manifest(folder: str | os.PathLike, verify: bool = True) -> dict:
         if path.stat().st_size != entry["bytes"]:
             raise UserError(f"{problem}: {entry['name']} has {path.stat().st_size} bytes, the manifest says "
                             f"{entry['bytes']} (truncated?); rebuild it")  # fmt: skip
-        if verify and _sha256(path) != entry["sha256"]:
-            raise UserError(f"{problem}: {entry['name']} does not match its checksum (corrupted); rebuild it")
+    if verify == "all" or (verify == "changed" and _file_states(folder, manifest) != _verified_states(folder)):
+        for entry in files.values():
+            if _sha256(folder / entry["name"]) != entry["sha256"]:
+                raise UserError(f"{problem}: {entry['name']} does not match its checksum (corrupted); rebuild it")
+        remember_verified(folder, manifest)
     return manifest
 
 
-def load_index(folder: str | os.PathLike, verify: bool = True) -> ReferenceIndex:
+def _file_states(folder: Path, manifest: dict) -> dict:
+    """What the quick check compares: each listed file's size, mtime, ctime and inode."""
+    states = {}
+    for entry in manifest["files"].values():
+        found = (folder / entry["name"]).stat()
+        states[entry["name"]] = [found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino]
+    return states
+
+
+def _verified_states(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remember_verified(folder: Path, manifest: dict) -> None:
+    """Record that the files of `manifest` match their checksums as they are now (skipped where the folder is
+    read-only: every load then checks them again)."""
+    temporary = folder / f".{VERIFIED}.tmp"
+    try:
+        temporary.write_text(json.dumps(_file_states(folder, manifest)))
+        os.replace(temporary, folder / VERIFIED)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def load_index(folder: str | os.PathLike, verify: str = "changed") -> ReferenceIndex:
     """A checked (`read_manifest`), memory-mapped index folder."""
     return ReferenceIndex(Path(folder), read_manifest(folder, verify))
 
@@ -420,10 +453,12 @@ def _write_generation(folder: Path, generation: int, parts: dict, settings: dict
 
 
 def _write_manifest(folder: Path, generation: int, files: dict) -> None:
+    """The manifest of just-written `files` (hashed as they were written, so also recorded as verified)."""
+    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "generation": generation, "files": files}
     temporary = folder / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "generation": generation,
-                                     "files": files}, indent=1))  # fmt: skip
+    temporary.write_text(json.dumps(manifest, indent=1))
     os.replace(temporary, folder / MANIFEST)
+    remember_verified(folder, manifest)
 
 
 def _records(ids, labels: dict[str, np.ndarray]) -> dict:
@@ -472,7 +507,7 @@ def build_index(
         raise
     shards.remove()
     processes.close()
-    return load_index(folder, verify=False)
+    return load_index(folder, verify="none")
 
 
 def _planned(folder: Path, selection, encoder, search: str):

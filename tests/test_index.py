@@ -2,6 +2,7 @@
 files' checks; on the bundled fixture, through the console script where users would meet it."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_index_build_add_info_and_identify_through_the_console(tmp_path, fixture
     assert grown.returncode == 0, grown.stderr
     added = int(grown.stdout.split()[1])
     assert added > 0 and len(load_index(tmp_path / "library")) == distinct + added
-    assert sorted(path.name for path in (tmp_path / "library").iterdir()) == [
+    assert sorted(path.name for path in (tmp_path / "library").iterdir()) == [".verified.json",
         "manifest.json", "records.2.parquet", "sequences.2.safetensors", "settings.2.json", "vectors.2.safetensors"]
 
     info = barcodemae("index", "info", "library", cwd=tmp_path)
@@ -108,6 +109,21 @@ def test_an_interrupted_build_leaves_no_index_and_resumes_from_its_parts(tmp_pat
     assert embedded == [] and not parts_folder(tmp_path / "library").exists()  # every shard kept from the first run
     assert all((resumed.folder / entry["name"]).read_bytes() == (fresh.folder / entry["name"]).read_bytes()
                for entry in fresh.manifest["files"].values())  # fmt: skip
+
+
+def test_checksums_are_checked_again_only_for_files_changed_since(tmp_path, fixture_path, monkeypatch):
+    build_index(tmp_path / "library", load_encoder("kmer:4"), reference_scan([fixture_path], ["val"]), "overlap")
+    hashed = []
+    original = index_module._sha256
+    monkeypatch.setattr(index_module, "_sha256", lambda path: hashed.append(path.name) or original(path))
+    load_index(tmp_path / "library")
+    assert hashed == []  # hashed while built
+    os.utime(tmp_path / "library" / "records.1.parquet")  # touched: changed for all the check knows
+    load_index(tmp_path / "library")
+    load_index(tmp_path / "library")
+    assert len(hashed) == 4  # the four files once, then recorded as matching again
+    load_index(tmp_path / "library", verify="all")
+    assert len(hashed) == 8
 
 
 @pytest.mark.slow
@@ -224,7 +240,7 @@ def test_settings_record_the_encoder_and_the_manifest_every_file(tmp_path, fixtu
     settings = json.loads((tmp_path / "library" / "settings.1.json").read_text())
     assert settings["encoder"] == {"name": "kmer:4", "key": {"kind": "kmer", "k": 4}}
     assert (settings["search"]["measure"], settings["search"]["quantile"]) == ("infix", 0.1)
-    listed = {entry["name"] for entry in index.manifest["files"].values()} | {"manifest.json"}
+    listed = {entry["name"] for entry in index.manifest["files"].values()} | {"manifest.json", ".verified.json"}
     assert listed == {path.name for path in (tmp_path / "library").iterdir()}
     labels = pd.read_parquet(tmp_path / "library" / "records.1.parquet")
     assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == Entries.read(scan()).ids
