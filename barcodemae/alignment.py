@@ -145,11 +145,9 @@ if hasattr(os, "register_at_fork"):  # a forked child (a data loader worker) sta
 _CHUNK = 256  # pairs one thread aligns per task: few tasks, yet a progress bar that moves
 
 
-def identities(
-    pairs: Sequence[tuple[str, str]], measure: str = DEFAULT_MEASURE, progress: bool | str = False
-) -> list[float]:
+def identities(pairs: Sequence[tuple[str, str]], measure: str = DEFAULT_MEASURE, progress: bool = False) -> list[float]:
     """The identity by `measure` of each (a, b) of `pairs`, in order, aligned on `alignment_threads()` threads; the
-    values do not depend on the thread count. `progress`: a bar of pairs aligned (a string: its label)."""
+    values do not depend on the thread count. `progress`: a bar of pairs aligned."""
     from tqdm.auto import tqdm
 
     identity, threads = identity_measure(measure), alignment_threads()
@@ -159,8 +157,7 @@ def identities(
         lambda chunk: [identity(a, b) for a, b in chunk], chunks
     )
     values: list[float] = []
-    with tqdm(total=len(pairs), desc=progress if isinstance(progress, str) else "aligning", unit="pair", leave=False,
-              disable=not progress) as bar:  # fmt: skip
+    with tqdm(total=len(pairs), desc="aligning", unit="pair", leave=False, disable=not progress) as bar:
         for chunk in aligned:
             values += chunk
             bar.update(len(chunk))

@@ -263,14 +263,15 @@ def command_index_build(args) -> None:
 
 
 def command_index_add(args) -> None:
-    from barcodemae.index import Entries, add_to_index, load_index
+    from barcodemae.files import read_selected
+    from barcodemae.index import add_to_index, load_index
 
     started = time.perf_counter()
     args.index = args.folder
     index, encoder = _loaded_index(args)
     args.reference_splits = args.splits
     selection = _reference_selection(args.references, args, encoder)
-    added, held = add_to_index(index, encoder, Entries.read(selection), not args.no_progress)
+    added, held = add_to_index(index, encoder, read_selected(selection), not args.no_progress)
     index = load_index(args.folder, verify="none")
     print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "
           f"files, kept once; thresholds recalibrated on all {len(index)}) in {time.perf_counter() - started:.1f} s\n"

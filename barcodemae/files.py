@@ -60,8 +60,12 @@ def read_records(
     `check_embeddable`) raise a `UserError` naming the first, or with `on_bad_sequence="skip"` are dropped (logged).
     Read as `scan_records` and `iter_records` stream a file (pandas, pyarrow), so without `datasets`.
     """
-    selection = scan_records([path], splits, sequence_column, id_column, label_columns, deduplicate, max_length,
-                             min_run, on_bad_sequence)  # fmt: skip
+    return read_selected(scan_records([path], splits, sequence_column, id_column, label_columns, deduplicate,
+                                      max_length, min_run, on_bad_sequence))  # fmt: skip
+
+
+def read_selected(selection: Selection) -> Records:
+    """The barcodes that `selection` (`scan_records`) selects, read into memory as one `Records`."""
     return Records.joined(list(iter_records(selection)), selection.label_columns)
 
 

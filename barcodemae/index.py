@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -152,7 +151,7 @@ def fit_projection(vectors: np.ndarray, dims: int = COMPACT_DIMS, seed: int = 0)
     """(D, dims) float32: the top right singular vectors of (uncentred) `vectors`, so that dot products, and so
     cosine similarities, of the projected rows approximate those of the rows. A seeded randomized SVD (a range
     finder with `_POWER_ITERATIONS` power iterations and `_OVERSAMPLE` extra directions, Halko et al. 2011): on one
-    core, 8,192 x 4,096 6-mer vectors take about 3 s, where the full SVD took 42 s."""
+    core, 8,192 x 4,096 6-mer vectors took 6 s, where the full SVD took 53 s (docs/index.md)."""
     import torch
 
     matrix = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -257,28 +256,6 @@ class CompactReference(Reference):
 
 
 # ---- the index ----
-
-
-@dataclass
-class Entries:
-    """Barcodes to store: ids, sequences, labels per rank ("" = unknown)."""
-
-    ids: list[str]
-    sequences: list[str]
-    labels: dict[str, np.ndarray]
-
-    @classmethod
-    def read(cls, selection) -> Entries:
-        """The barcodes that `selection` (`barcodemae.files.scan_records`) selects, read into memory."""
-        from barcodemae.files import iter_records
-
-        ids, sequences, labels = [], [], {rank: [] for rank in selection.label_columns}
-        for records in iter_records(selection):
-            ids += records.ids
-            sequences += records.sequences
-            for rank in labels:
-                labels[rank].append(records.labels[rank])
-        return cls(ids, sequences, {rank: np.concatenate(parts).astype(object) for rank, parts in labels.items()})
 
 
 def _encoder_settings(encoder) -> dict:
@@ -569,10 +546,10 @@ def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile:
     return parts, reference
 
 
-def add_to_index(index: ReferenceIndex, encoder, entries: Entries, progress: bool = False) -> tuple[int, int]:
-    """Append the barcodes of `entries` the index does not hold yet, recalibrate the thresholds on the whole
-    reference (as a build of everything would), and switch the folder to the new generation. (added, already
-    held)."""
+def add_to_index(index: ReferenceIndex, encoder, entries, progress: bool = False) -> tuple[int, int]:
+    """Append the barcodes of `entries` (`barcodemae.files.Records`: ids, sequences, labels per rank, "" = unknown)
+    the index does not hold yet, recalibrate the thresholds on the whole reference (as a build of everything would),
+    and switch the folder to the new generation. (added, already held)."""
     index.check_encoder(encoder)
     hashes = barcode_hashes(entries.sequences)
     new = np.flatnonzero(~np.isin(hashes, index.hashes))

@@ -13,10 +13,10 @@ from test_cli import barcodemae
 import barcodemae.index as index_module
 from barcodemae.cli import main
 from barcodemae.encoders import load_encoder
-from barcodemae.files import read_records, scan_records
+from barcodemae.files import read_records, read_selected, scan_records
 from barcodemae.identify import RANKS, ranked_neighbours
 from barcodemae.index import (
-    ALPHABET, Entries, PackedSequences, build_index, load_index, map_tensors, pack_sequences, write_tensors,
+    ALPHABET, PackedSequences, build_index, load_index, map_tensors, pack_sequences, write_tensors,
 )
 from barcodemae.embedding_job import parts_folder
 from barcodemae.neighbours import nearest_neighbours
@@ -81,10 +81,10 @@ def test_index_add_recalibrates_as_a_build_of_everything(tmp_path, fixture_metad
     paths = _write_parts(fixture_metadata, tmp_path)
     index = build_index(tmp_path / "grown", encoder, reference_scan([paths["train"]]), "overlap")
     more = scan_records([paths["test"]], label_columns=RANKS, deduplicate=True)
-    added, held = add_to_index(index, encoder, Entries.read(more))
+    added, held = add_to_index(index, encoder, read_selected(more))
     both = scan_records([paths["train"], paths["test"]], label_columns=RANKS, deduplicate=True)
     whole = build_index(tmp_path / "whole", encoder, lambda: both, "overlap")
-    grown, everything = load_index(tmp_path / "grown"), Entries.read(both)
+    grown, everything = load_index(tmp_path / "grown"), read_selected(both)
     assert (added, len(grown)) == (len(more) - held, len(both)) and held > 0
     assert grown.settings["search"]["thresholds"] == whole.settings["search"]["thresholds"]
     assert [grown.sequences[row] for row in range(len(grown))] == everything.sequences
@@ -195,7 +195,7 @@ def test_compact_search_rescored_is_the_exact_search(tmp_path, fixture_path, mon
     """With proposals covering the whole reference, the compact search's re-scoring gives the exact neighbours; with
     the default 4x proposals, the fixture's alignment-ranked best hits stay those of the exact search."""
     encoder, scan = load_encoder("kmer:6"), reference_scan([fixture_path], ["train"])
-    reference = Entries.read(scan())
+    reference = read_selected(scan())
     queries = read_records(fixture_path, ["test_unseen"]).sequences
     compact = build_index(tmp_path / "compact", encoder, scan, "overlap", search="compact")
     assert compact.projection is not None and compact.vectors.dtype == np.float16
@@ -243,7 +243,7 @@ def test_settings_record_the_encoder_and_the_manifest_every_file(tmp_path, fixtu
     listed = {entry["name"] for entry in index.manifest["files"].values()} | {"manifest.json", ".verified.json"}
     assert listed == {path.name for path in (tmp_path / "library").iterdir()}
     labels = pd.read_parquet(tmp_path / "library" / "records.1.parquet")
-    assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == Entries.read(scan()).ids
+    assert list(labels.columns) == ["id", *RANKS] and list(labels.id) == read_selected(scan()).ids
 
 
 def test_cluster_search_compact_finds_the_exact_search_clusters(tmp_path, fixture_path):
