@@ -108,6 +108,16 @@ def _add_search(parser: argparse.ArgumentParser, what: str) -> None:
                         f"{COMPACT_DIMS} dims (kmer:6)")  # fmt: skip
 
 
+def _add_relatives(parser: argparse.ArgumentParser, note: str) -> None:
+    from barcodemae.identify import DEFAULT_RELATIVES_MODEL
+
+    parser.add_argument("--relatives_model", default=None,
+                        help="with --rank_by identity: a second embedding that proposes the candidates of queries whose "
+                        "best hit is below identify's --species_match (kmer:K, aa:K, a model folder, or none): more "
+                        "genera and families right for species missing from the reference (docs/identification.md); "
+                        f"default: {DEFAULT_RELATIVES_MODEL}, amino-acid 3-mers of the translated barcode{note}")
+
+
 def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -> None:
     """The model and embedding options; `model_help`: --model has no default value (the command resolves it)."""
     from barcodemae.encoders import PRECISIONS
@@ -125,10 +135,10 @@ def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -
 
 def _encoder(args, model: str | None = None):
     """The encoder of --model (`model` when that is not given)."""
-    from barcodemae.encoders import KMER_SPEC, auto_precision, load_encoder
+    from barcodemae.encoders import AMINO_ACID_SPEC, KMER_SPEC, auto_precision, load_encoder
 
     name = args.model or model or DEFAULT_MODEL
-    if args.no_progress and not KMER_SPEC.fullmatch(name):  # kmer:K imports no transformers
+    if args.no_progress and not (KMER_SPEC.fullmatch(name) or AMINO_ACID_SPEC.fullmatch(name)):  # no transformers
         from transformers.utils.logging import disable_progress_bar
 
         disable_progress_bar()  # the weight-loading bar
@@ -187,9 +197,9 @@ def _reference_selection(paths: Sequence[str], args, encoder):
     return selection
 
 
-def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 0):
+def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 0, relatives=None):
     """A new index of the reference files `paths` (`index.build_index`; None on processes other than the first) and
-    how many repeated barcodes it left out; `shard_size` 0: the default."""
+    how many repeated barcodes it left out; `shard_size` 0: the default; `relatives`: the relatives encoder."""
     from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
     from barcodemae.index import build_index
 
@@ -200,7 +210,8 @@ def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 
         return scanned[0]
 
     index = build_index(folder, encoder, scan, args.measure, args.quantile, args.rank_by, not args.no_progress,
-                        [str(path) for path in paths], args.search, shard_size or DEFAULT_SHARD_SIZE)  # fmt: skip
+                        [str(path) for path in paths], args.search, shard_size or DEFAULT_SHARD_SIZE,
+                        relatives)  # fmt: skip
     return index, scanned[0].repeated if scanned else 0
 
 
@@ -221,19 +232,18 @@ def command_identify(args) -> None:
     output = check_output_path(args.output, (".tsv", ".txt"))
     if (args.index is None) == (args.reference is None):
         raise UserError("identify needs a reference: give --reference FILE... or --index DIR (one of them)")
-    if args.relatives_model and args.rank_by != "identity":
-        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
+    relatives_encoder = _relatives_encoder(args)
     with tempfile.TemporaryDirectory(prefix="barcodemae-reference-") as temporary:
         if args.index is not None:
             index, encoder = _loaded_index(args)
         else:
             encoder = _encoder(args)
-            index = _build_index(Path(temporary) / "index", args.reference, args, encoder)[0]
+            index = _build_index(Path(temporary) / "index", args.reference, args, encoder, 0, relatives_encoder)[0]
         reference = index.reference(encoder, args.measure, args.quantile, args.rank_by)
         queries = _read(args.queries, args.query_splits, args, encoder)
         query_vectors = _embed(encoder, queries.sequences, args, "queries")
         by_identity = args.rank_by == "identity"
-        relatives = _relatives(args, reference.sequences, queries.sequences) if args.relatives_model else None
+        relatives = _relatives(args, relatives_encoder, index, reference, queries.sequences)
         table = identify(reference, query_vectors, args.neighbours, queries.sequences if by_identity else None,
                          args.candidates, not args.no_progress, args.rule, args.margin, relatives)  # fmt: skip
         table.insert(0, "query", queries.ids)
@@ -241,21 +251,44 @@ def command_identify(args) -> None:
     write_table(output, table)
     summary = ", ".join(f"{rank} {(table[rank] != '').mean():.0%} (threshold {reference.thresholds[rank]:.3f})"
                         for rank in RANKS if rank in table)  # fmt: skip
-    models = encoder.name + (f", relatives by {args.relatives_model}" if args.relatives_model else "")
+    models = encoder.name + (f", relatives by {relatives_encoder.name}" if relatives else "")
     print(f"{len(queries)} queries against {len(index)} reference barcodes ({models}); "
           f"called: {summary}; written: {output}")
 
 
-def _relatives(args, reference_sequences, query_sequences: list[str]):
-    """(reference, query) vectors of --relatives_model."""
-    encoder = _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model}))
-    return _embed(encoder, list(reference_sequences), args, "reference"), _embed(encoder, query_sequences, args, "queries")
+def _relatives_encoder(args):
+    """The relatives embedding of identify and index build: --relatives_model, by default `DEFAULT_RELATIVES_MODEL`
+    where identity ranks the candidates; None for none."""
+    from barcodemae.identify import DEFAULT_RELATIVES_MODEL
+
+    if args.relatives_model not in (None, "none") and args.rank_by != "identity":
+        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
+    if args.relatives_model == "none" or (args.relatives_model is None and args.rank_by != "identity"):
+        return None
+    return _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model or DEFAULT_RELATIVES_MODEL}))
+
+
+def _relatives(args, encoder, index, reference, query_sequences: list[str]):
+    """The `identify.Relatives` of `encoder` (None: none; `ReferenceIndex.relatives_reference`); a compact index
+    without its vectors is searched without relatives, saying so."""
+    from barcodemae.identify import Relatives
+
+    if encoder is None:
+        return None
+    second = index.relatives_reference(encoder, reference, not args.no_progress)
+    if second is None:
+        print(f"note: {index.folder} stores no {encoder.name} relatives vectors (index build --relatives_model "
+              f"{encoder.name} stores them): identifying without", file=sys.stderr)  # fmt: skip
+        return None
+    return Relatives(second, _embed(encoder, query_sequences, args, "queries"), args.relative_candidates,
+                     args.species_match)  # fmt: skip
 
 
 def command_index_build(args) -> None:
     started = time.perf_counter()
     encoder = _encoder(args)
-    index, repeated = _build_index(Path(args.output), args.references, args, encoder, args.shard_size)
+    index, repeated = _build_index(Path(args.output), args.references, args, encoder, args.shard_size,
+                                   _relatives_encoder(args))  # fmt: skip
     if index is None:
         return  # not the first process: it helped embed, the first one writes and reports
     print(f"indexed {len(index)} barcodes ({encoder.name}; {repeated} repeated barcodes kept once) in "
@@ -271,7 +304,9 @@ def command_index_add(args) -> None:
     index, encoder = _loaded_index(args)
     args.reference_splits = args.splits
     selection = _reference_selection(args.references, args, encoder)
-    added, held = add_to_index(index, encoder, read_selected(selection), not args.no_progress)
+    stored = index.settings.get("relatives")
+    relatives = None if stored is None else _encoder(argparse.Namespace(**{**vars(args), "model": stored["name"]}))
+    added, held = add_to_index(index, encoder, read_selected(selection), not args.no_progress, relatives)
     index = load_index(args.folder, verify="none")
     print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "
           f"files, kept once; thresholds recalibrated on all {len(index)}) in {time.perf_counter() - started:.1f} s\n"
@@ -398,7 +433,8 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
         METHODS, ORDERS,
     )
     from barcodemae.identify import (
-        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RULE, DEFAULT_SPECIES_MATCH, RULES,
+        DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RULE,
+        DEFAULT_SPECIES_MATCH, RULES,
     )
 
     measure_help = ("overlap: a barcode hanging over an end of the other is not charged for the overhang (100+ nt "
@@ -435,12 +471,11 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
                           type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a number from 0 to 1"))
     _add_calibration(identify, measure_help, " (an --index calibrated otherwise is recalibrated for this run)")
     _add_search(identify, "the --reference barcodes")
-    identify.add_argument("--relatives_model", default=None,
-                          help="a second embedding (e.g. checkpoints/barcodemae-4x256-bold) that proposes the candidates "
-                          "of queries whose best hit is below --species_match: more genera right for species missing "
-                          "from an insect reference (docs/identification.md); default: none")
+    _add_relatives(identify, "")
+    identify.add_argument("--relative_candidates", type=POSITIVE_INT, default=DEFAULT_RELATIVE_CANDIDATES,
+                          help="the candidates the relatives embedding proposes for each such query")
     identify.add_argument("--species_match", type=OPEN_FRACTION, default=DEFAULT_SPECIES_MATCH,
-                          help="with --relatives_model: the identity from which a best hit counts as a species-level match")
+                          help="the identity from which a best hit counts as a species-level match")
     _add_model(identify, "kmer:K, a model folder or Hub id, NAME@LAYER; with --index, the index's model "
                f"(default: {DEFAULT_MODEL})")
 
@@ -453,6 +488,7 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     _add_reference_splits(build)
     _add_calibration(build, measure_help, "")
     _add_search(build, "the indexed barcodes")
+    _add_relatives(build, "; stored where the search is compact (other indexes embed them again on each identify)")
     _add_shard_size(build, "DIR.parts/ (the vectors)")
     _add_model(build)
     add = _command(index_commands, "add", "add the new barcodes of more files to an index (thresholds recalibrated)",

@@ -2,6 +2,7 @@
 
     encoder = load_encoder("checkpoints/barcodemae-4x256-bold")   # any AutoModel folder or Hub id, `path@LAYER`
     encoder = load_encoder("kmer:6")                               # overlapping 6-mer frequencies
+    encoder = load_encoder("aa:3")                                 # amino-acid 3-mer frequencies of the translation
     vectors = encoder.embed(sequences)                             # (N, D) float32, in the input order
 
 A transformers encoder pools the chosen hidden state by its mean over the k-mer tokens (padding excluded), batches
@@ -12,6 +13,7 @@ up to the deepest one pooled (`up_to_layer`): the shipped checkpoint pools layer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -22,12 +24,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from alphabet_barcodemae import NUCLEOTIDES
+from alphabet_barcodemae import BASE_CODES, FRAME_FIRST_CODON, NUCLEOTIDES, FrameLocator
 
 from barcodemae.errors import UserError, UserFileNotFoundError
 
 PRECISIONS = ("fp32", "bf16", "int8")
 KMER_SPEC = re.compile(r"kmer:(\d+)")
+AMINO_ACID_SPEC = re.compile(r"aa:(\d+)")
 
 NUCLEOTIDE_CODE = np.full(256, 4, dtype=np.int64)  # byte -> 0..3 (the vocabulary's nucleotide order), 4 = other
 for _index, _base in enumerate(NUCLEOTIDES):
@@ -67,6 +70,59 @@ def _kmer_counts(sequences: Sequence[str], k: int) -> np.ndarray:
     keep = (windows < 4).all(1) & (np.arange(len(windows)) + k <= ends)
     values = row[keep] * 4**k + windows[keep] @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
     return np.bincount(values, minlength=len(sequences) * 4**k)
+
+
+# The invertebrate mitochondrial code (NCBI table 5), codons in ACGT order (AAA, AAC, ..., TTT); "*" a stop. The
+# vertebrate one (table 2) differs only at AGA and AGG, stops there; AGA/AGG are rare inside vertebrate barcodes.
+MITOCHONDRIAL_CODE = "KNKNTTTTSSSSIMIMQHQHPPPPRRRRLLLLEDEDAAAAGGGGVVVV*Y*YSSSSWCWCLFLF"
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+_STOP, _UNKNOWN = len(AMINO_ACIDS), len(AMINO_ACIDS) + 1
+_CODON_AMINO_ACID = np.array([AMINO_ACIDS.find(a) if a != "*" else _STOP for a in MITOCHONDRIAL_CODE] + [_UNKNOWN])
+
+
+@functools.cache
+def _frame_locator() -> FrameLocator:
+    return FrameLocator()
+
+
+def translations(sequences: Sequence[str]) -> np.ndarray:
+    """(N, L) amino-acid codes (`AMINO_ACIDS` index, 20 a stop, 21 unknown or past the end) of each barcode, read
+    from its first complete codon: the frame where it lies on the bundled COI-5P reference (`FrameLocator`), else
+    (not placed) the frame with the fewest stop codons."""
+    codes = [sequence.encode("ascii", "replace").translate(BASE_CODES) for sequence in sequences]
+    width = max(map(len, codes), default=0) + 2
+    bases = np.frombuffer(b"".join(code.ljust(width, b"\4") for code in codes), np.uint8).reshape(len(codes), width)
+    codons = (width - 2) // 3
+    frames = []
+    for shift in range(3):
+        triplets = bases[:, shift : shift + 3 * codons].reshape(len(codes), codons, 3).astype(np.int64)
+        index = np.where((triplets < 4).all(2), triplets @ np.array([16, 4, 1]), 64)
+        frames.append(_CODON_AMINO_ACID[index])
+    frames = np.stack(frames)  # (3, N, L)
+    start, placed = _frame_locator().locate(codes)
+    fewest_stops = (frames == _STOP).sum(2).argmin(0)
+    shift = np.where(placed, (FRAME_FIRST_CODON - start) % 3, fewest_stops)
+    return frames[shift, np.arange(len(codes))]
+
+
+def amino_acid_embeddings(sequences: Sequence[str], k: int, chunk_size: int = 2048) -> np.ndarray:
+    """Overlapping amino-acid k-mer frequencies of each barcode's translation (`translations`), 20^k columns; k-mers
+    holding a stop or an unknown codon are skipped; a barcode without one gives zeros."""
+    if not 1 <= k <= 3:
+        raise UserError(f"aa:K needs 1 <= K <= 3, got {k}")
+    out = np.zeros((len(sequences), len(AMINO_ACIDS) ** k), dtype=np.float32)
+    powers = len(AMINO_ACIDS) ** np.arange(k - 1, -1, -1)
+    for start in range(0, len(sequences), chunk_size):
+        residues = translations(sequences[start : start + chunk_size])
+        if residues.shape[1] < k:
+            continue
+        windows = np.lib.stride_tricks.sliding_window_view(residues, k, axis=1)
+        keep = (windows < len(AMINO_ACIDS)).all(2)
+        rows = np.broadcast_to(np.arange(len(residues))[:, None], keep.shape)[keep]
+        block = out[start : start + len(residues)]
+        block[:] = np.bincount(rows * out.shape[1] + windows[keep] @ powers, minlength=block.size).reshape(block.shape)
+        block /= np.maximum(block.sum(1, keepdims=True), 1)
+    return out
 
 
 def quantize_int8(model):
@@ -326,6 +382,22 @@ class KmerEncoder(Encoder):
         return {"kind": "kmer", "k": self.k}
 
 
+class AminoAcidEncoder(Encoder):
+    """Overlapping amino-acid k-mer frequencies of the translated barcode (`amino_acid_embeddings`): non-learned, it
+    compares barcodes by the protein they code, which synonymous changes at third codon positions leave alone."""
+
+    def __init__(self, k: int):
+        if not 1 <= k <= 3:
+            raise UserError(f"aa:K needs 1 <= K <= 3, got aa:{k}")
+        self.k, self.name, self.min_run = k, f"aa:{k}", 3 * k + 2  # every frame holds k codons
+
+    def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        return amino_acid_embeddings(sequences, self.k)[None]
+
+    def cache_key(self) -> dict:
+        return {"kind": "aa", "k": self.k}
+
+
 class TransformersEncoder(Encoder):
     """Masked mean of a transformers model's hidden states (any AutoModel with a DNA tokenizer)."""
 
@@ -361,15 +433,17 @@ class TransformersEncoder(Encoder):
 
 
 def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto", **options) -> Encoder:
-    """`kmer:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none, then
+    """`kmer:K`, `aa:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none, then
     the model's own `config.pooling_layer`, then the last layer).
 
     `options`: batch_size, precision, reading_frames of `TransformersEncoder`.
     """
     name, spec_layer = parse_model_spec(spec)
-    kmer = KMER_SPEC.fullmatch(name)
+    kmer, amino_acids = KMER_SPEC.fullmatch(name), AMINO_ACID_SPEC.fullmatch(name)
     if kmer:
         return KmerEncoder(int(kmer.group(1)))
+    if amino_acids:
+        return AminoAcidEncoder(int(amino_acids.group(1)))
     model, tokenizer = load_model(name, device=str(resolve_device(device)))
     return from_model(name, model, tokenizer, spec_layer if spec_layer is not None else layer, all_layers, **options)
 

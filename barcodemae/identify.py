@@ -43,7 +43,8 @@ RULES = ("best", "lca", "vote")
 DEFAULT_RULE = "best"  # chosen on the shared data's val splits at four reference densities (bench_densities.py)
 DEFAULT_MARGIN = 0.005  # "lca": hits this much less alike than the best hit still have to agree with it
 DEFAULT_SPECIES_MATCH = 0.95  # with a relatives embedding: a best hit this alike keeps the first embedding's ranking
-DEFAULT_RELATIVE_CANDIDATES = 100  # proposed by the relatives embedding (both chosen with compare_retrievers.py)
+DEFAULT_RELATIVES_MODEL = "aa:3"  # proposes the candidates of the other queries: amino-acid 3-mers of the translation
+DEFAULT_RELATIVE_CANDIDATES = 25  # proposed by the relatives embedding (all three chosen with compare_retrievers.py)
 
 
 @dataclass
@@ -71,6 +72,10 @@ class Reference:
     def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The `n` cosine-nearest references of each query vector: (indices, similarities), nearest first."""
         return nearest_neighbours(self.vectors, queries, n)
+
+    def with_vectors(self, vectors: np.ndarray) -> Reference:
+        """The same barcodes, labels and thresholds searched (exactly) on other vectors: a second embedding."""
+        return Reference(vectors, self.labels, self.thresholds, self.sequences, self.measure)
 
 
 def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +192,7 @@ def assign(
     reference: Reference, indices: np.ndarray, similarities: np.ndarray, k: int = DEFAULT_NEIGHBOURS,
     rule: str = DEFAULT_RULE, margin: float = DEFAULT_MARGIN,
 ) -> pd.DataFrame:
-    """The table of `identify` from each query's ranked neighbours (`ranked_neighbours`)."""
+    """The table of `identify` from each query's ranked neighbours (`ranked_neighbours`; index -1: none)."""
     if rule not in RULES:
         raise UserError(f"the assignment rule must be one of {', '.join(RULES)}, got {rule!r}")
     if not margin >= 0.0:
@@ -197,7 +202,8 @@ def assign(
         if rank not in reference.labels:
             continue
         vote, within = rule == "vote" and rank != "species", margin if rule == "lca" else None
-        calls = [_call(reference.labels[rank][row], sims, k, vote, within) for row, sims in zip(indices, similarities)]
+        calls = [_call(reference.labels[rank][row[row >= 0]], sims[row >= 0], k, vote, within)
+                 for row, sims in zip(indices, similarities)]  # fmt: skip
         best_hit, similarity, agreement, consistent = (np.asarray(values) for values in zip(*calls))
         confident = (similarity >= reference.thresholds[rank]) & consistent
         columns[rank] = np.where(confident, best_hit, "")
@@ -207,44 +213,57 @@ def assign(
     return pd.DataFrame(columns)
 
 
-def prefer_species_matches(
-    reference: Reference, ranked: tuple[np.ndarray, np.ndarray], relative_vectors: np.ndarray,
-    query_relative_vectors: np.ndarray, query_sequences: list[str], candidates: int = DEFAULT_RELATIVE_CANDIDATES,
-    species_match: float = DEFAULT_SPECIES_MATCH, progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's `ranked` neighbours (`ranked_neighbours`) where its best hit is at least `species_match` alike (a
-    species-level match), else the `candidates` that a second embedding of the reference (`relative_vectors`, e.g. a
-    learned model's) proposes, ranked by alignment identity in the same way; as wide as `ranked`.
+@dataclass
+class Relatives:
+    """A second embedding of the reference (`reference`: the same barcodes and labels, other vectors) and of the
+    queries (`query_vectors`), e.g. amino-acid 3-mers or a learned model's, that proposes `candidates` for each
+    query whose best hit is below `species_match`."""
 
-    On the shared insect data's validation splits at four reference densities, 6-mer candidates with the shipped
-    checkpoint's for the rest found the genus of species missing from the reference 2.5-3.5 points more often than
-    6-mers alone, at the same species accuracy for species present (benchmarks/compare_retrievers.py)."""
-    if reference.sequences is None:
+    reference: Reference
+    query_vectors: np.ndarray
+    candidates: int = DEFAULT_RELATIVE_CANDIDATES
+    species_match: float = DEFAULT_SPECIES_MATCH
+
+
+def prefer_species_matches(
+    reference: Reference, ranked: tuple[np.ndarray, np.ndarray], relatives: Relatives, query_sequences: list[str],
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's `ranked` neighbours (`ranked_neighbours`) where its best hit is at least `relatives.species_match`
+    alike (a species-level match), else the `relatives.candidates` that the relatives embedding proposes, ranked by
+    alignment identity in the same way; as wide as `ranked` (a row with fewer ends in index -1, similarity -inf).
+
+    On the shared insect data's validation splits at four reference densities, 6-mer candidates with 25 of amino-acid
+    3-mers' (`DEFAULT_RELATIVES_MODEL`) for the rest found the genus of species missing from the reference 2.2-7.5
+    points more often than 6-mers alone, the family 2.9-6.8, and the species of species present as often or more
+    (benchmarks/compare_retrievers.py, results/densities/val_retrievers_aa3*.log)."""
+    if reference.sequences is None or relatives.reference.sequences is None:
         raise UserError("a relatives embedding needs the reference's barcodes (ranking by alignment identity)")
+    if relatives.candidates < 1:
+        raise UserError(f"the number of relative candidates must be at least 1, got {relatives.candidates}")
     indices, similarities = (array.copy() for array in ranked)
-    distant = np.flatnonzero(similarities[:, 0] < species_match)
+    distant = np.flatnonzero(similarities[:, 0] < relatives.species_match)
     if len(distant):
-        relatives = Reference(relative_vectors, reference.labels, reference.thresholds, reference.sequences,
-                              reference.measure)  # fmt: skip
-        found = ranked_neighbours(relatives, query_relative_vectors[distant], [query_sequences[row] for row in distant],
-                                  max(candidates, indices.shape[1]), progress)  # fmt: skip
-        indices[distant], similarities[distant] = (array[:, : indices.shape[1]] for array in found)
+        found = ranked_neighbours(relatives.reference, relatives.query_vectors[distant],
+                                  [query_sequences[row] for row in distant], relatives.candidates, progress)  # fmt: skip
+        width = min(found[0].shape[1], indices.shape[1])
+        indices[distant], similarities[distant] = -1, -np.inf  # fewer candidates: "no neighbour" after them
+        indices[distant, :width], similarities[distant, :width] = (array[:, :width] for array in found)
     return indices, similarities
 
 
 def identify(
     reference: Reference, queries: np.ndarray, k: int = DEFAULT_NEIGHBOURS, query_sequences: list[str] | None = None,
     candidates: int = DEFAULT_CANDIDATES, progress: bool = False, rule: str = DEFAULT_RULE,
-    margin: float = DEFAULT_MARGIN, relatives: tuple[np.ndarray, np.ndarray] | None = None,
+    margin: float = DEFAULT_MARGIN, relatives: Relatives | None = None,
 ) -> pd.DataFrame:
     """One row per query: per rank the call ("" = abstained), best_hit (the call before abstention), similarity,
     agreement; plus the nearest reference index and its similarity. `rule` and `margin`: see the module.
 
     A reference with sequences (thresholds in alignment identity) ranks the `max(candidates, k)` cosine-nearest
     references of each query by alignment identity, so it needs the `query_sequences` and `candidates >= 1`; a
-    reference without (thresholds in cosine similarity) ranks them by cosine similarity. `relatives`: (reference,
-    query) vectors of a second embedding that proposes the candidates of queries without a species-level match
-    (`prefer_species_matches`).
+    reference without (thresholds in cosine similarity) ranks them by cosine similarity. `relatives`: a second
+    embedding that proposes the candidates of queries without a species-level match (`prefer_species_matches`).
     """
     if k < 1:
         raise UserError(f"the number of neighbours must be at least 1, got {k}")
@@ -252,5 +271,5 @@ def identify(
         raise UserError(f"the number of candidates must be at least 1, got {candidates}")
     ranked = ranked_neighbours(reference, queries, query_sequences, max(candidates, k), progress)
     if relatives is not None:
-        ranked = prefer_species_matches(reference, ranked, *relatives, query_sequences, progress=progress)
+        ranked = prefer_species_matches(reference, ranked, relatives, query_sequences, progress)
     return assign(reference, *ranked, k, rule, margin)

@@ -7,11 +7,13 @@ The folder (no pickle anywhere):
   `COMPACT_MIN_REFERENCES` barcodes or encoders of at most `COMPACT_DIMS` dimensions, else their projection onto
   `COMPACT_DIMS` principal directions of a sample of the reference (uncentred SVD, unit rows, float16: 512 bytes a
   barcode; `projection` (D_encoder, D) float32 is stored too; `CompactReference` searches them);
+- `relatives.G.safetensors` (compact searches only): the same for the relatives embedding of `identify`
+  (`--relatives_model`, by default amino-acid 3-mers) and its own projection;
 - `sequences.G.safetensors`: the barcodes 4 bits a nucleotide (`ALPHABET`: every IUPAC code), `offsets` (N + 1,
   bytes), `lengths`, and an 8-byte hash of each barcode (`index add` keeps a barcode once);
 - `records.G.parquet`: id and the labels per rank (dictionary-encoded: in memory a pointer per label);
-- `settings.G.json`: the encoder (name and `cache_key`: a hash of the weights, or kmer:K), the search vectors'
-  kind, the identity measure, quantile and per-rank thresholds calibrated on the whole reference;
+- `settings.G.json`: the encoder (name and `cache_key`: a hash of the weights, or kmer:K) and the relatives
+  encoder, the search vectors' kind, the identity measure, quantile and per-rank thresholds calibrated on the whole reference;
 - `manifest.json`, written last (atomically): the generation G and each file's size and SHA-256. A folder without
   it, or whose files do not match it (truncated, corrupted), is refused with one error.
 
@@ -276,6 +278,8 @@ class ReferenceIndex:
         self.settings = json.loads(files["settings"].read_text())
         arrays, packed = map_tensors(files["vectors"]), map_tensors(files["sequences"])
         self.vectors, self.projection, self.hashes = arrays["vectors"], arrays.get("projection"), packed["hashes"]
+        relatives = map_tensors(files["relatives"]) if "relatives" in files else {}
+        self.relatives_vectors, self.relatives_projection = relatives.get("vectors"), relatives.get("projection")
         table = pq.read_table(files["records"], read_dictionary=list(self.settings["ranks"]))
         self.ids = table.column("id").combine_chunks()
         self.labels = {rank: _decoded(table.column(rank).combine_chunks()) for rank in self.settings["ranks"]}
@@ -291,6 +295,25 @@ class ReferenceIndex:
             raise UserError(f"{self.folder}: the index was built with model {wanted['name']!r} "
                             f"({_describe(wanted['key'])}), not {found['name']!r} ({_describe(found['key'])}); give "
                             f"--model {wanted['name']} or build an index with this model")  # fmt: skip
+
+    def relatives_reference(self, encoder, reference: Reference, progress: bool = False) -> Reference | None:
+        """`reference` (`self.reference(...)`) searched on `encoder`'s vectors, identify's relatives embedding: the
+        stored ones where the index holds them (compact); else, for an exact-search index, its barcodes embedded now,
+        `EMBED_CHUNK` at a time into float16 (bounded memory); None for a compact index without them."""
+        stored = self.settings.get("relatives")
+        if stored is not None and stored["key"] == _encoder_settings(encoder)["key"]:
+            return CompactReference(self.relatives_vectors, reference.labels, reference.thresholds,
+                                    reference.sequences, reference.measure, self.relatives_projection, encoder,
+                                    self.sequences)  # fmt: skip
+        if self.projection is not None:
+            return None
+        vectors = None
+        for start in range(0, len(self), EMBED_CHUNK):
+            chunk = encoder.embed([self.sequences[row] for row in range(start, min(start + EMBED_CHUNK, len(self)))],
+                                  progress=f"{encoder.name} reference" if progress else False)  # fmt: skip
+            vectors = np.empty((len(self), chunk.shape[1]), np.float16) if vectors is None else vectors
+            vectors[start : start + len(chunk)] = chunk
+        return reference.with_vectors(vectors)
 
     def reference_ids(self, indices: np.ndarray) -> list[str]:
         return self.ids.take(np.asarray(indices)).to_pylist()
@@ -308,8 +331,9 @@ class ReferenceIndex:
 
     def describe(self) -> str:
         search, encoder = self.settings["search"], self.settings["encoder"]
-        kind = (f"compact: {self.vectors.shape[1]}-dim projection, float16, exact cosine of {RESCORE_FACTOR}x the "
-                f"candidates" if self.projection is not None else f"exact: the encoder's {self.vectors.shape[1]} dims, float32")  # fmt: skip
+        relatives = self.settings.get("relatives")
+        relatives = "none" if relatives is None else (
+            f"{relatives['name']} ({_describe(relatives['key'])}), {_search_kind(self.relatives_vectors, self.relatives_projection)}")
         sizes = {part: entry["bytes"] for part, entry in self.manifest["files"].items()}
         labelled = ", ".join(f"{rank} {int((labels != '').sum())}" for rank, labels in self.labels.items())
         thresholds = ", ".join(f"{rank} {value:.4f}" for rank, value in search["thresholds"].items())
@@ -317,12 +341,19 @@ class ReferenceIndex:
             f"index {self.folder} (generation {self.manifest['generation']}, format {FORMAT} {FORMAT_VERSION})",
             f"barcodes: {len(self)}; labelled: {labelled}",
             f"model: {encoder['name']} ({_describe(encoder['key'])})",
-            f"search vectors: {kind}",
+            f"search vectors: {_search_kind(self.vectors, self.projection)}",
+            f"relatives (identify --relatives_model): {relatives}",
             f"ranking: {search['rank_by']}, {search['measure']} identity; thresholds (quantile {search['quantile']:g}):"
             f" {thresholds}",
             "files: " + ", ".join(f"{part} {size / 2**20:.1f} MiB" for part, size in sizes.items())
             + f" ({sum(sizes.values()) / max(len(self), 1):.0f} bytes a barcode)",
         ])  # fmt: skip
+
+
+def _search_kind(vectors: np.ndarray, projection: np.ndarray | None) -> str:
+    if projection is None:
+        return f"exact: the encoder's {vectors.shape[1]} dims, float32"
+    return f"compact: {vectors.shape[1]}-dim projection, float16, exact cosine of {RESCORE_FACTOR}x the candidates"
 
 
 def _describe(key: dict) -> str:
@@ -420,9 +451,11 @@ def _write_generation(folder: Path, generation: int, parts: dict, settings: dict
     import pyarrow.parquet as pq
 
     names = {part: f"{part}.{generation}.{suffix}" for part, suffix in
-             (("vectors", "safetensors"), ("sequences", "safetensors"), ("records", "parquet"), ("settings", "json"))}  # fmt: skip
-    write_tensors(folder / names["vectors"], parts["vectors"])
-    write_tensors(folder / names["sequences"], parts["sequences"])
+             (("vectors", "safetensors"), ("relatives", "safetensors"), ("sequences", "safetensors"),
+              ("records", "parquet"), ("settings", "json")) if part in parts or part == "settings"}  # fmt: skip
+    for part in ("vectors", "relatives", "sequences"):
+        if part in names:
+            write_tensors(folder / names[part], parts[part])
     pq.write_table(pa.table(parts["records"]), folder / names["records"])
     (folder / names["settings"]).write_text(json.dumps(settings, indent=1))
     return {part: {"name": name, "bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
@@ -452,18 +485,22 @@ def _search_settings(reference: Reference, quantile: float, rank_by: str) -> dic
 def build_index(
     folder: str | os.PathLike, encoder, scan, measure: str, quantile: float = DEFAULT_QUANTILE,
     rank_by: str = "identity", progress: bool = False, sources: Sequence[str] = (), search: str = "auto",
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_size: int = DEFAULT_SHARD_SIZE, relatives=None,
 ) -> ReferenceIndex | None:
     """Embed, calibrate and write the barcodes that `scan()` selects (a `barcodemae.files.Selection`, deduplicated,
     with the labels of `RANKS`; only rank 0 calls it) as a new index folder, which must not exist yet; `search`: see
     `wants_projection`. Streamed: the vectors go through `embed_to_shards` (every process of a torchrun / accelerate
     launch calls this; the parts in FOLDER.parts survive an interruption and a rerun keeps them), then rank 0 writes
-    the folder a shard at a time and renames it into place. Returns the index on rank 0, None on the others."""
+    the folder a shard at a time and renames it into place. `relatives`: the encoder of identify's relatives
+    embedding (None: none), stored where `search` makes it compact (embedded by rank 0 as it writes); exact-search
+    relatives are not stored: embedding them again costs `identify` less than reading their full vectors. Returns the
+    index on rank 0, None on the others."""
     from barcodemae.embedding_job import Processes, embed_to_shards, parts_folder
 
     folder = Path(folder)
     processes = Processes()
-    selection, projection = processes.on_first(lambda: _planned(folder, scan(), encoder, search))
+    selection, projection, relatives_projection = processes.on_first(
+        lambda: _planned(folder, scan(), encoder, search, relatives))
     parts = parts_folder(folder)
     shards = embed_to_shards(lambda: selection, SearchEncoder(encoder, projection), parts, shard_size, True, progress)
     if processes.rank != 0:
@@ -472,9 +509,13 @@ def build_index(
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
     try:
-        parts, reference = _gathered(temporary, shards, projection, encoder, measure, quantile, rank_by, progress)
+        second = None if relatives_projection is None else SearchEncoder(relatives, relatives_projection)
+        parts, reference = _gathered(temporary, shards, projection, encoder, measure, quantile, rank_by, progress,
+                                     second)  # fmt: skip
         settings = {"encoder": _encoder_settings(encoder), "ranks": selection.label_columns,
                     "search": _search_settings(reference, quantile, rank_by), "sources": list(sources)}  # fmt: skip
+        if second is not None:
+            settings["relatives"] = _encoder_settings(relatives)
         _write_manifest(temporary, 1, _write_generation(temporary, 1, parts, settings))
         for scratch in temporary.glob("*.scratch"):
             scratch.unlink()
@@ -487,13 +528,15 @@ def build_index(
     return load_index(folder, verify="none")
 
 
-def _planned(folder: Path, selection, encoder, search: str):
-    """(selection, projection) of a build, once its target and barcodes are known to be good."""
+def _planned(folder: Path, selection, encoder, search: str, relatives):
+    """(selection, projection, relatives' projection) of a build, once its target and barcodes are known to be good."""
     if folder.exists():
         raise UserError(f"{folder}: already exists; give a new folder (or grow this index with barcodemae index add)")
     if not len(selection):
         raise UserError("no reference barcodes to index")
-    return selection, fit_search_space(encoder, lambda rows: _sequences_at(selection, rows), len(selection), search)
+    projections = [fit_search_space(model, lambda rows: _sequences_at(selection, rows), len(selection), search)
+                   if model is not None else None for model in (encoder, relatives)]  # fmt: skip
+    return selection, *projections
 
 
 def _sequences_at(selection, rows: np.ndarray) -> list[str]:
@@ -508,19 +551,31 @@ def _sequences_at(selection, rows: np.ndarray) -> list[str]:
     return found
 
 
+def _scratch_vectors(path: Path, rows: int, dims: int, projection: np.ndarray | None) -> np.ndarray:
+    """A memory-mapped (rows, dims) scratch file for search vectors (float16 where projected, `project`)."""
+    return np.lib.format.open_memmap(path, "w+", np.float32 if projection is None else np.float16, (rows, dims))
+
+
 def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile: float, rank_by: str,
-              progress: bool) -> tuple[dict, Reference]:  # fmt: skip
+              progress: bool, relatives: SearchEncoder | None = None) -> tuple[dict, Reference]:  # fmt: skip
     """The parts of an index's first generation (`_write_generation`) from the `shards`, read one at a time into
-    memory-mapped scratch files in `folder` (vectors and packed barcodes), and the reference calibrated on them."""
+    memory-mapped scratch files in `folder` (vectors, `relatives`' search vectors, packed barcodes), and the
+    reference calibrated on them."""
     import pyarrow as pa
     from tqdm.auto import tqdm
 
-    vectors = np.lib.format.open_memmap(folder / "vectors.scratch", "w+", np.float32 if projection is None
-                                        else np.float16, (shards.rows, shards.dims))  # fmt: skip
+    vectors = _scratch_vectors(folder / "vectors.scratch", shards.rows, shards.dims, projection)
+    second = None
     ids, labels, hashes, lengths, row = [], {}, [], [], 0
     with open(folder / "packed.scratch", "wb") as packed_file:
         for records, chunk in tqdm(shards.chunks(), total=shards.count, desc="writing the index", unit="shard",
                                    leave=False, disable=not progress):  # fmt: skip
+            if relatives is not None:
+                embedded = relatives.embed(records.sequences)
+                if second is None:
+                    second = _scratch_vectors(folder / "relatives.scratch", shards.rows, embedded.shape[1],
+                                              relatives.projection)  # fmt: skip
+                second[row : row + len(chunk)] = embedded
             vectors[row : row + len(chunk)], row = chunk, row + len(chunk)
             packed = pack_sequences(records.sequences)
             packed_file.write(packed["packed"].tobytes())
@@ -530,6 +585,8 @@ def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile:
             for rank, values in records.labels.items():
                 labels.setdefault(rank, []).append(pa.array(values.tolist(), pa.string()).dictionary_encode())
     vectors.flush()
+    if second is not None:
+        second.flush()
     lengths = np.concatenate(lengths)
     sequences = {"packed": np.memmap(folder / "packed.scratch", np.uint8, "r"),
                  "offsets": np.concatenate([[0], np.cumsum((lengths.astype(np.int64) + 1) // 2)]), "lengths": lengths}
@@ -539,18 +596,30 @@ def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile:
     reference = _reference(vectors, decoded, PackedSequences(**sequences), measure, quantile, rank_by, projection,
                            encoder)  # fmt: skip
     parts = {
-        "vectors": {"vectors": [vectors]} | ({} if projection is None else {"projection": [projection]}),
+        "vectors": _search_parts(vectors, projection),
         "sequences": {name: [array] for name, array in sequences.items()} | {"hashes": [np.concatenate(hashes)]},
         "records": columns,
     }
+    if second is not None:
+        parts["relatives"] = _search_parts(second, relatives.projection)
     return parts, reference
 
 
-def add_to_index(index: ReferenceIndex, encoder, entries, progress: bool = False) -> tuple[int, int]:
+def _search_parts(vectors, projection: np.ndarray | None) -> dict:
+    """The tensors of a vectors file: the search vectors (a list of row blocks) and their projection, if any."""
+    blocks = vectors if isinstance(vectors, list) else [vectors]
+    return {"vectors": blocks} | ({} if projection is None else {"projection": [projection]})
+
+
+def add_to_index(index: ReferenceIndex, encoder, entries, progress: bool = False, relatives=None) -> tuple[int, int]:
     """Append the barcodes of `entries` (`barcodemae.files.Records`: ids, sequences, labels per rank, "" = unknown)
     the index does not hold yet, recalibrate the thresholds on the whole reference (as a build of everything would),
-    and switch the folder to the new generation. (added, already held)."""
+    and switch the folder to the new generation; `relatives`: the encoder of the index's relatives vectors, if it
+    stores some. (added, already held)."""
     index.check_encoder(encoder)
+    kept = index.settings.get("relatives")
+    if kept is not None and (relatives is None or _encoder_settings(relatives)["key"] != kept["key"]):
+        raise UserError(f"{index.folder}: the index stores relatives vectors of {kept['name']!r}: add needs that model")
     hashes = barcode_hashes(entries.sequences)
     new = np.flatnonzero(~np.isin(hashes, index.hashes))
     if len(new) == 0:
@@ -568,12 +637,14 @@ def add_to_index(index: ReferenceIndex, encoder, entries, progress: bool = False
     packed, stored = pack_sequences(sequences), index.sequences
     base = int(stored.offsets[-1])
     parts = {
-        "vectors": {"vectors": [index.vectors, vectors]}
-        | ({} if index.projection is None else {"projection": [index.projection]}),
+        "vectors": _search_parts([index.vectors, vectors], index.projection),
         "sequences": {"packed": [stored.packed, packed["packed"]], "offsets": [stored.offsets, packed["offsets"][1:] + base],
                       "lengths": [stored.lengths, packed["lengths"]], "hashes": [index.hashes, hashes[new]]},
         "records": _records([*index.ids.to_pylist(), *(entries.ids[row] for row in new)], labels),
     }  # fmt: skip
+    if kept is not None:
+        new_relatives = embed_for_search(relatives, sequences, index.relatives_projection, progress)
+        parts["relatives"] = _search_parts([index.relatives_vectors, new_relatives], index.relatives_projection)
     settings = index.settings | {"search": _search_settings(reference, search["quantile"], search["rank_by"])}
     generation = index.manifest["generation"] + 1
     old = [entry["name"] for entry in index.manifest["files"].values()]

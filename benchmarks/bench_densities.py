@@ -57,7 +57,8 @@ from barcodemae.clustering import DEFAULT_CLUSTER_CANDIDATES, centroid_clusters,
 from barcodemae.data import FIXTURE, SplitData, clean_barcode, load_barcodes, load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.identify import (  # noqa: E402
-    DEFAULT_CANDIDATES, DEFAULT_MARGIN, RANKS, RULES, Reference, assign, prefer_species_matches, ranked_neighbours,
+    DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, RANKS, RULES, Reference,
+    Relatives, assign, prefer_species_matches, ranked_neighbours,
 )
 
 LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_barcode", "split"]
@@ -205,7 +206,7 @@ def summary(results: list, dataset: str) -> str:
 def identify_rows(dataset, density, reference_split, reference_vectors, queries, query_vectors, args, folder: Path,
                   results: list, relatives=None):  # fmt: skip
     """Ours (every measure x rule) and the field tools on one reference and its query splits: markdown rows.
-    `relatives`: (reference vectors, [query vectors per split]) of `--relatives_model`."""
+    `relatives`: (reference vectors, [query vectors per split]) of `--relatives_model` (None: none)."""
     for measure in args.measures if "ours" in args.tools else []:
         started = time.perf_counter()
         reference = Reference.calibrated(reference_vectors, reference_split.labels, reference_split.sequences,
@@ -215,8 +216,9 @@ def identify_rows(dataset, density, reference_split, reference_vectors, queries,
             started = time.perf_counter()
             indices, similarities = ranked_neighbours(reference, vectors, split.sequences, args.candidates)
             if relatives is not None:
-                indices, similarities = prefer_species_matches(reference, (indices, similarities), relatives[0],
-                                                               relatives[1][number], split.sequences)  # fmt: skip
+                second = Relatives(reference.with_vectors(relatives[0]), relatives[1][number], args.relative_candidates)
+                indices, similarities = prefer_species_matches(reference, (indices, similarities), second,
+                                                               split.sequences)  # fmt: skip
             seconds = setup + time.perf_counter() - started
             for rule in args.rules:
                 for margin in args.margins if rule == "lca" else [DEFAULT_MARGIN]:
@@ -314,17 +316,19 @@ def main() -> None:
     parser.add_argument("--cluster_candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES)
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="proposed per query (identify)")
     parser.add_argument("--model", default="kmer:6", help="the embedding that proposes candidates (kmer:K or a folder)")
-    parser.add_argument("--relatives_model", default=None, help="identify --relatives_model (a folder); default: none")
+    parser.add_argument("--relatives_model", default=DEFAULT_RELATIVES_MODEL,
+                        help=f"identify --relatives_model (kmer:K, aa:K, a folder, none); default: {DEFAULT_RELATIVES_MODEL}")
+    parser.add_argument("--relative_candidates", type=int, default=DEFAULT_RELATIVE_CANDIDATES)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     import datasets
 
     datasets.disable_progress_bars()
-    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}, model {args.model}, {args.candidates} candidates, relatives {args.relatives_model}; CPU {cpu_description()}, 1 thread; "
+    print(f"data {args.data_file}, extra {args.extra_dir}, phase {args.phase}, model {args.model}, {args.candidates} candidates, relatives {args.relatives_model} ({args.relative_candidates}); CPU {cpu_description()}, 1 thread; "
           f"torch {torch.__version__}", flush=True)  # fmt: skip
     encoder = load_encoder(args.model)
-    relatives_encoder = load_encoder(args.relatives_model) if args.relatives_model else None
+    relatives_encoder = None if args.relatives_model == "none" else load_encoder(args.relatives_model)
     embed_relatives = (lambda sequences: relatives_encoder.embed(sequences) if relatives_encoder else None)  # noqa: E731
     wanted = (lambda name: args.datasets is None or name in args.datasets)  # noqa: E731
     results = []

@@ -23,9 +23,10 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from alphabet_barcodemae import FRAME_REFERENCE, FRAME_WINDOW  # noqa: E402
 from barcodemae.alignment import reference_start  # noqa: E402
 from barcodemae.data import FIXTURE  # noqa: E402
-from tokenization_barcodemae import FRAME_REFERENCE, FRAME_WINDOW, BarcodeMAETokenizer  # noqa: E402
+from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
 MAX_EDIT_FRACTION = 0.3  # an edlib placement with more edits than this is no placement
 

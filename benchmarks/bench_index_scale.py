@@ -163,7 +163,10 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
 
     torch.set_num_threads(1)
     from barcodemae.encoders import load_encoder
-    from barcodemae.identify import _rank_by_identity, assign
+    from barcodemae.identify import (
+        DEFAULT_CANDIDATES, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, DEFAULT_SPECIES_MATCH,
+        _rank_by_identity, assign,
+    )
     from barcodemae.index import load_index
 
     stages, started = {}, time.perf_counter()
@@ -175,22 +178,33 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
 
     index = load_index(folder / "index")
     stage("load the index (file sizes checked; checksums of changed files)")
-    encoder = load_encoder(index.settings["encoder"]["name"])
+    encoder, relatives = load_encoder(index.settings["encoder"]["name"]), load_encoder(DEFAULT_RELATIVES_MODEL)
     reference = index.reference(encoder)
-    stage("encoder and reference")
+    second = index.relatives_reference(relatives, reference)
+    stage("encoders and references (exact index: the relatives embedded again)")
     vectors = encoder.embed(queries)
     stage("embed the queries")
-    proposed, _ = reference.nearest(vectors, 50)
+    proposed, _ = reference.nearest(vectors, DEFAULT_CANDIDATES)
     stage("search: compact proposals + exact re-scoring (or exact search)")
     indices, similarities = _rank_by_identity(reference.sequences, queries, proposed, reference.measure, False)
-    stage("alignment identity of 50 candidates a query")
+    stage(f"alignment identity of {DEFAULT_CANDIDATES} candidates a query")
+    distant = np.flatnonzero(similarities[:, 0] < DEFAULT_SPECIES_MATCH)
+    far = [queries[row] for row in distant]
+    proposed, _ = second.nearest(relatives.embed(far), DEFAULT_RELATIVE_CANDIDATES)
+    stage(f"relatives of the {len(distant)} queries without a species-level match: embed and search")
+    found = _rank_by_identity(reference.sequences, far, proposed, reference.measure, False)
+    stage(f"alignment identity of their {DEFAULT_RELATIVE_CANDIDATES} relative candidates")
+    indices[distant], similarities[distant] = -1, -np.inf
+    width = found[0].shape[1]
+    indices[distant, :width], similarities[distant, :width] = found
     assign(reference, indices, similarities)
     stage("assign")
     return "\n".join(f"| {name} | {seconds:.2f} |" for name, seconds in stages.items())
 
 
 def accuracy(args) -> None:
-    """Exact against compact search (`--search compact`, forced at any size) on the same references and queries:
+    """Exact against compact search (`--search compact`, forced at any size) on the same references and queries, with
+    identify's default relatives embedding (stored compact in the compact index, embedded again for the exact one):
     the main file's train against val + val_unseen (`--phase val`, to choose) or test + test_unseen, and with
     `--extra_dir` the extra sets (bench_densities.py's splits and measure)."""
     import tempfile
@@ -198,11 +212,13 @@ def accuracy(args) -> None:
     from bench_densities import cell, extra_sets, measured
 
     from barcodemae.encoders import load_encoder
-    from barcodemae.identify import RANKS, assign, ranked_neighbours
+    from barcodemae.identify import (
+        DEFAULT_RELATIVES_MODEL, RANKS, Relatives, assign, prefer_species_matches, ranked_neighbours,
+    )
     from barcodemae.files import scan_records
     from barcodemae.index import build_index
 
-    encoder = load_encoder("kmer:6")
+    encoder, relatives = load_encoder("kmer:6"), load_encoder(DEFAULT_RELATIVES_MODEL)
     names = ["val", "val_unseen"] if args.phase == "val" else ["test", "test_unseen"]
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
@@ -218,11 +234,15 @@ def accuracy(args) -> None:
                          | {rank: train.labels[rank] for rank in RANKS}).to_parquet(stored, index=False)  # fmt: skip
             scan = lambda: scan_records([stored], label_columns=RANKS, deduplicate=True)  # noqa: E731
             for search in ("exact", "compact"):
-                index = build_index(folder / f"{name}_{search}", encoder, scan, "overlap", search=search)
+                index = build_index(folder / f"{name}_{search}", encoder, scan, "overlap", search=search,
+                                    relatives=relatives)  # fmt: skip
                 reference = index.reference(encoder)
+                second = index.relatives_reference(relatives, reference)
                 for split in (splits[query] for query in query_names):
-                    indices, similarities = ranked_neighbours(reference, encoder.embed(split.sequences), split.sequences)
-                    table = assign(reference, indices, similarities)
+                    ranked = ranked_neighbours(reference, encoder.embed(split.sequences), split.sequences)
+                    ranked = prefer_species_matches(reference, ranked, Relatives(second, relatives.embed(split.sequences)),
+                                                    split.sequences)  # fmt: skip
+                    table = assign(reference, *ranked)
                     cells = [cell(measured(split.labels[rank], train.labels[rank], table[f"{rank}_best_hit"].to_numpy(),
                                            table[rank].to_numpy())) for rank in RANKS]  # fmt: skip
                     print(f"| {name} | {split.name} | {len(split)} | {search} | {' | '.join(cells)} |", flush=True)

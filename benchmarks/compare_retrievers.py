@@ -1,14 +1,16 @@
-"""Which embedding should propose `identify`'s candidates: 6-mer counts, a learned model, or the two together.
+"""Which embedding should propose `identify`'s candidates: 6-mer counts, a second embedding, or the two together.
 
     OMP_NUM_THREADS=1 python benchmarks/compare_retrievers.py --data_file bold_insecta_coi.csv.gz \\
-        --model checkpoints/barcodemae-4x256-bold
+        --relatives_models aa:3 checkpoints/barcodemae-4x256-bold
 
 On the `val` (seen species) and `val_unseen` (unseen species) splits with the reference `train` thinned by species
 to 100/50/20/5% (`bench_densities.thin`), per rank the accuracy of the best hit by overlap identity among the
-candidates each way proposes: `kmer50` (6-mer cosine, 50: the default), `learnedN` (the model's N cosine-nearest),
-`switchT/learnedN` (the 6-mer best hit where its identity is at least T, a species-level match, else the learned
-one's; T = "calibrated": the reference's species threshold). The mean over the 28 cells (4 densities x 7 ranks) is
-the number to choose by. Validation splits only: the reported numbers come from bench_densities.py --model.
+candidates each way proposes: `kmer50` (6-mer cosine, 50: the first embedding of `identify`), `MODEL:N` (that
+embedding's N cosine-nearest), `switchT/MODEL:N` (the 6-mer best hit where its identity is at least T, a
+species-level match, else that embedding's; T = "calibrated": the reference's species threshold), `union0.95/MODEL:N`
+(below 0.95, the better aligned of the two best hits). The mean over the
+28 cells (4 densities x 7 ranks) is the number to choose by. Validation splits only: the reported numbers come from
+bench_densities.py --relatives_model.
 """
 
 import argparse
@@ -43,12 +45,13 @@ def best_hits(reference_vectors, query_vectors, queries, references, n: int, siz
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_file", required=True, help="a BIOSCAN-5M-layout file with val and val_unseen")
-    parser.add_argument("--model", required=True, help="the learned model (folder or Hub id)")
+    parser.add_argument("--relatives_models", nargs="+", default=["aa:3"], help="kmer:K, aa:K, folders, Hub ids")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100], help="candidates they propose")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     splits = load_splits(args.data_file, ["train", *SPLITS])
-    encoders = {"kmer": load_encoder("kmer:6"), "learned": load_encoder(args.model)}
+    encoders = {"kmer": load_encoder("kmer:6")} | {name: load_encoder(name) for name in args.relatives_models}
     train = {name: encoder.embed(splits["train"].sequences) for name, encoder in encoders.items()}
     position = {sequence: index for index, sequence in enumerate(splits["train"].sequences)}
     cells: dict[str, list[float]] = {}
@@ -61,12 +64,17 @@ def main() -> None:
             split = splits[name]
             vectors = {key: encoder.embed(split.sequences) for key, encoder in encoders.items()}
             kmer = best_hits(train["kmer"][rows], vectors["kmer"], split.sequences, reference.sequences, 50, [50])[50]
-            learned = best_hits(train["learned"][rows], vectors["learned"], split.sequences, reference.sequences, 100,
-                                [25, 50, 100])  # fmt: skip
-            picks = {"kmer50": kmer[0], **{f"learned{size}": hits[0] for size, hits in learned.items()}}
-            for threshold, label in ((0.95, "0.95"), (0.97, "0.97"), (species_threshold, "calibrated")):
-                for size in (50, 100):
-                    picks[f"switch{label}/learned{size}"] = np.where(kmer[1] >= threshold, kmer[0], learned[size][0])
+            picks = {"kmer50": kmer[0]}
+            for model in args.relatives_models:
+                found = best_hits(train[model][rows], vectors[model], split.sequences, reference.sequences,
+                                  max(args.sizes), args.sizes)  # fmt: skip
+                picks |= {f"{model}:{size}": hits[0] for size, hits in found.items()}
+                for threshold, label in ((0.95, "0.95"), (0.97, "0.97"), (species_threshold, "calibrated")):
+                    for size in args.sizes:
+                        picks[f"switch{label}/{model}:{size}"] = np.where(kmer[1] >= threshold, kmer[0], found[size][0])
+                for size in args.sizes:  # both candidate sets for the others: the better aligned best hit
+                    better = (kmer[1] >= 0.95) | (kmer[1] >= found[size][1])
+                    picks[f"union0.95/{model}:{size}"] = np.where(better, kmer[0], found[size][0])
             ranks = ("genus", "family", "order") if name.endswith("unseen") else ("species", "genus", "family", "order")
             for method, pick in picks.items():
                 accuracies = []
@@ -75,10 +83,10 @@ def main() -> None:
                     answerable = np.isin(truth, labels[labels != ""]) & (truth != "")
                     accuracies.append(100 * np.mean(labels[pick][answerable] == truth[answerable]))
                 cells.setdefault(method, []).extend(accuracies)
-                print(f"{name} {fraction:g} {method:26s} {'/'.join(ranks)} " + " ".join(f"{a:.2f}" for a in accuracies),
+                print(f"{name} {fraction:g} {method:40s} {'/'.join(ranks)} " + " ".join(f"{a:.2f}" for a in accuracies),
                       flush=True)  # fmt: skip
     for method, values in cells.items():
-        print(f"mean {method:26s} {np.mean(values):.3f} over {len(values)} cells")
+        print(f"mean {method:40s} {np.mean(values):.3f} over {len(values)} cells")
 
 
 if __name__ == "__main__":

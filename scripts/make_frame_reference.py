@@ -1,4 +1,4 @@
-"""Print the bundled COI-5P frame reference of tokenization_barcodemae.py (`FRAME_REFERENCE`) from a BIOSCAN-5M-layout
+"""Print the bundled COI-5P frame reference of alphabet_barcodemae.py (`FRAME_REFERENCE`) from a BIOSCAN-5M-layout
 file: for each insect order, the full-length (658 nt, A/C/G/T only) barcode of the pretraining and `train` splits that
 shares the most 8-mers with 300 others of its order (seeded), placed on the Diptera one (edlib, start region).
 

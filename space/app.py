@@ -5,8 +5,8 @@
 
 A thin page over the toolkit: `barcodemae.encoders.load_encoder` loads the model (AutoModel / AutoTokenizer with
 trust_remote_code), `barcodemae.files.read_records` reads and checks the barcodes, `barcodemae.identify` calls the
-taxa, as `barcodemae identify QUERIES --reference FIXTURE --reference_splits train --model MODEL` does. The
-reference is embedded and calibrated once, at start-up.
+taxa, as `barcodemae identify QUERIES --reference FIXTURE --reference_splits train --model MODEL` does (with its
+default relatives embedding, amino-acid 3-mers). The reference is embedded and calibrated once, at start-up.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from barcodemae.data import FIXTURE  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.errors import USER_ERRORS, UserError  # noqa: E402
 from barcodemae.files import read_records, write_embeddings, write_table  # noqa: E402
-from barcodemae.identify import RANKS, Reference, identify  # noqa: E402
+from barcodemae.identify import DEFAULT_RELATIVES_MODEL, RANKS, Reference, Relatives, identify  # noqa: E402
 from barcodemae.model_card import IDENTIFY_COMPARISON, MODEL_ID  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "checkpoints" / "barcodemae-4x256-bold"  # shipped in the clone and uploaded with the Space
@@ -81,6 +81,8 @@ class Demo:
                                               min_run=self.encoder.min_run)  # fmt: skip
         vectors = self.encoder.embed(self.reference_records.sequences)
         self.reference = Reference.calibrated(vectors, self.reference_records.labels, self.reference_records.sequences)
+        self.relatives_encoder = load_encoder(DEFAULT_RELATIVES_MODEL)
+        self.relatives = self.reference.with_vectors(self.relatives_encoder.embed(self.reference_records.sequences))
         self.map_centre, self.map_axes = self._principal_axes(vectors)
         self.reference_map = self._project(vectors)
 
@@ -120,7 +122,8 @@ class Demo:
         progress(0.1, desc="embedding")
         vectors = self.encoder.embed(queries.sequences, progress="embedding")
         progress(0.2, desc="aligning to the nearest references")
-        table = identify(self.reference, vectors, query_sequences=queries.sequences, progress=True)
+        relatives = Relatives(self.relatives, self.relatives_encoder.embed(queries.sequences))
+        table = identify(self.reference, vectors, query_sequences=queries.sequences, progress=True, relatives=relatives)
         table.insert(0, "query", queries.ids)
         table["nearest_reference"] = [self.reference_records.ids[index] for index in table["nearest_reference"]]
         shown = pd.DataFrame({"query": table["query"], "nearest reference": table["nearest_reference"],

@@ -290,7 +290,7 @@ def test_identify_rule_lca_abstains_where_best_calls_and_measure_infix_is_the_li
     arguments = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
                  "--reference_splits", "train", "--no_progress", "--output"]  # fmt: skip
     tables = {}
-    runs = {"best": [], "lca": ["--rule", "lca", "--margin", "0.01"], "infix": ["--measure", "infix"]}
+    runs = {"best": [], "lca": ["--rule", "lca", "--margin", "0.02"], "infix": ["--measure", "infix", "--relatives_model", "none"]}
     for name, options in runs.items():
         assert main([*arguments, str(tmp_path / f"{name}.tsv"), *options]) == 0
         tables[name] = pd.read_csv(tmp_path / f"{name}.tsv", sep="\t", keep_default_na=False)
@@ -326,26 +326,39 @@ def test_cluster_method_centroid_is_the_library(tmp_path, fixture_path, capsys):
 
 
 def test_identify_relatives_model_equals_the_library_and_needs_identity(tmp_path, fixture_path, capsys):
-    from barcodemae.encoders import kmer_embeddings
+    from barcodemae.encoders import amino_acid_embeddings, kmer_embeddings
     from barcodemae.files import read_records
-    from barcodemae.identify import RANKS, Reference, identify
+    from barcodemae.identify import RANKS, Reference, Relatives, identify
 
-    output = tmp_path / "calls.tsv"
     common = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
-              "--reference_splits", "train", "--relatives_model", "kmer:4", "--no_progress"]  # fmt: skip
-    assert main([*common, "--output", str(output)]) == 0
-    assert "(kmer:6, relatives by kmer:4)" in capsys.readouterr().out
+              "--reference_splits", "train", "--no_progress"]  # fmt: skip
     reference = read_records(fixture_path, ["train"], label_columns=RANKS, deduplicate=True)
     queries = read_records(fixture_path, ["test_unseen"])
-    vectors = kmer_embeddings(reference.sequences, 6)
-    relatives = (kmer_embeddings(reference.sequences, 4), kmer_embeddings(queries.sequences, 4))
-    expected = identify(Reference.calibrated(vectors, reference.labels, reference.sequences),
-                        kmer_embeddings(queries.sequences, 6), query_sequences=queries.sequences, relatives=relatives)
-    alone = identify(Reference.calibrated(vectors, reference.labels, reference.sequences),
-                     kmer_embeddings(queries.sequences, 6), query_sequences=queries.sequences)  # fmt: skip
-    calls = pd.read_csv(output, sep="\t", keep_default_na=False)
-    assert list(calls.nearest_reference) == [reference.ids[index] for index in expected.nearest_reference]
-    assert list(expected.nearest_reference) != list(alone.nearest_reference)  # the relatives changed some hits
-    assert main([*common, "--rank_by", "cosine", "--output", str(tmp_path / "cosine.tsv")]) == 2
+    first = Reference.calibrated(kmer_embeddings(reference.sequences, 6), reference.labels, reference.sequences)
+    query_vectors = kmer_embeddings(queries.sequences, 6)
+
+    def nearest(options: list[str], name: str) -> list[str]:
+        assert main([*common, *options, "--output", str(tmp_path / name)]) == 0
+        return list(pd.read_csv(tmp_path / name, sep="\t", keep_default_na=False).nearest_reference)
+
+    def expected(relatives=None) -> list[str]:
+        table = identify(first, query_vectors, query_sequences=queries.sequences, relatives=relatives)
+        return [reference.ids[index] for index in table.nearest_reference]
+
+    default = Relatives(first.with_vectors(amino_acid_embeddings(reference.sequences, 3).astype(np.float16)),
+                        amino_acid_embeddings(queries.sequences, 3))  # fmt: skip
+    assert nearest([], "default.tsv") == expected(default)
+    assert "(kmer:6, relatives by aa:3)" in capsys.readouterr().out
+    other = Relatives(first.with_vectors(kmer_embeddings(reference.sequences, 4).astype(np.float16)),
+                      kmer_embeddings(queries.sequences, 4), candidates=20, species_match=0.97)  # fmt: skip
+    options = ["--relatives_model", "kmer:4", "--relative_candidates", "20", "--species_match", "0.97"]
+    assert nearest(options, "kmer4.tsv") == expected(other)
+    assert "(kmer:6, relatives by kmer:4)" in capsys.readouterr().out
+    alone = nearest(["--relatives_model", "none"], "alone.tsv")
+    assert alone == expected() and alone != expected(default)  # the relatives changed some hits
+    assert "(kmer:6);" in capsys.readouterr().out
+    assert main([*common, "--relatives_model", "kmer:4", "--rank_by", "cosine", "--output", str(tmp_path / "c.tsv")]) == 2
     assert "--relatives_model needs --rank_by identity" in error_line(capsys)
-    assert not (tmp_path / "cosine.tsv").exists()
+    assert not (tmp_path / "c.tsv").exists()
+    assert main([*common, "--rank_by", "cosine", "--output", str(tmp_path / "c.tsv")]) == 0  # no relatives by default
+    assert "(kmer:6);" in capsys.readouterr().out

@@ -202,8 +202,8 @@ def test_bad_file_on_two_processes_is_one_error_line_and_nothing_written(tmp_pat
 
 @pytest.mark.slow
 def test_index_built_on_two_processes_is_the_index_of_one(tmp_path, fixture_path):
-    """`index build` embeds through the same shards: on two processes, with a compact search (the projection fitted
-    on the first process, sent to the second), the same files as on one."""
+    """`index build` embeds through the same shards: on two processes, with a compact search (the projections of the
+    search and relatives vectors fitted on the first process, sent to the second), the same files as on one."""
     options = [fixture_path, "--reference_splits", "train", "val", "--model", "kmer:5", "--search", "compact",
                "--shard_size", "150", "--no_progress"]  # fmt: skip
     for launcher in ("one process", "torchrun"):
@@ -214,4 +214,5 @@ def test_index_built_on_two_processes_is_the_index_of_one(tmp_path, fixture_path
     one, two = tmp_path / "one process", tmp_path / "torchrun"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["one process", "torchrun"]  # parts removed
     contents = lambda folder: {path.name: path.read_bytes() for path in folder.iterdir() if path.name != VERIFIED}  # noqa: E731
-    assert contents(one) == contents(two) and len(contents(one)) == 5  # (.verified.json records the files' own mtimes)
+    assert contents(one) == contents(two) and len(contents(one)) == 6  # (.verified.json records the files' own mtimes)
+    assert "relatives.1.safetensors" in contents(one)

@@ -10,7 +10,9 @@ from barcodemae.clustering import centroid_clusters, identity_clusters, threshol
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.errors import UserError
-from barcodemae.identify import Reference, calibrate_thresholds, identify, prefer_species_matches, ranked_neighbours
+from barcodemae.identify import (
+    Reference, Relatives, assign, calibrate_thresholds, identify, prefer_species_matches, ranked_neighbours,
+)
 
 
 def taxonomy_vectors(rng, noise: float):
@@ -196,7 +198,8 @@ def test_centroid_clusters_recover_the_fixture_bins(fixture_path):
 def test_relatives_embedding_proposes_only_where_no_species_level_match():
     """Query 0 has a species-level match (99% alike) among the first embedding's candidates and keeps it, though the
     relatives embedding would propose reference 2; query 1's first candidate is only 80% alike, so the relatives
-    embedding's candidate (90% alike) replaces it."""
+    embedding's candidate (90% alike) replaces it; with `species_match` above 99%, query 0 takes the relatives'
+    candidate too."""
     rng = np.random.default_rng(0)
     first, second = random_barcode(rng, 300), random_barcode(rng, 300)
     references = [substituted(first, rng, 3), substituted(second, rng, 30), substituted(second, rng, 60)]
@@ -208,9 +211,14 @@ def test_relatives_embedding_proposes_only_where_no_species_level_match():
     query_relatives = np.array([[0.7, 0.7], [0.0, 1.0]], dtype=np.float32)
     ranked = ranked_neighbours(reference, query_vectors, queries, n=1)
     assert ranked[0][:, 0].tolist() == [0, 2] and ranked[1][1, 0] == pytest.approx(0.8, abs=0.01)
-    indices, similarities = prefer_species_matches(reference, ranked, relative_vectors, query_relatives, queries,
-                                                   candidates=1)  # fmt: skip
+    relatives = Relatives(reference.with_vectors(relative_vectors), query_relatives, candidates=1)
+    indices, similarities = prefer_species_matches(reference, ranked, relatives, queries)
     assert indices[:, 0].tolist() == [0, 1] and similarities[1, 0] == pytest.approx(0.9, abs=0.01)
-    table = identify(reference, query_vectors, k=1, query_sequences=queries, candidates=1,
-                     relatives=(relative_vectors, query_relatives))  # fmt: skip
+    table = identify(reference, query_vectors, k=1, query_sequences=queries, candidates=1, relatives=relatives)
     assert table.species.tolist() == ["a", "b"]
+    strict = Relatives(reference.with_vectors(relative_vectors), query_relatives, candidates=1, species_match=0.999)
+    assert prefer_species_matches(reference, ranked, strict, queries)[0][:, 0].tolist() == [2, 1]
+    wide = ranked_neighbours(reference, query_vectors, queries, n=2)  # one relative candidate: the row ends in -1
+    indices, similarities = prefer_species_matches(reference, wide, relatives, queries)
+    assert indices[1].tolist() == [1, -1] and similarities[1, 1] == -np.inf and indices[0].tolist() == wide[0][0].tolist()
+    assert assign(reference, indices, similarities, k=2).species.tolist() == ["a", "b"]

@@ -164,7 +164,7 @@ def test_an_index_of_another_model_is_refused(tmp_path, fixture_path, capsys):
     # without --model, the index's own
     assert main(["identify", str(fixture_path), "--query_splits", "test", "--index", str(tmp_path / "k5"),
                  "--output", str(tmp_path / "calls.tsv"), "--no_progress"]) == 0  # fmt: skip
-    assert "(kmer:5)" in capsys.readouterr().out
+    assert "(kmer:5, relatives by aa:3)" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -256,3 +256,37 @@ def test_cluster_search_compact_finds_the_exact_search_clusters(tmp_path, fixtur
                      "--output", str(output), "--no_progress"]) == 0  # fmt: skip
         found[search] = pd.read_csv(output, sep="\t").cluster
     assert adjusted_rand_score(found["exact"], found["compact"]) > 0.98
+
+
+def test_compact_index_stores_relatives_vectors_that_add_extends(tmp_path, fixture_metadata):
+    """A compact index stores the relatives embedding (aa:3) projected like its search vectors; their search finds
+    neighbours as alike as the exact aa:3 search's; `index add` embeds the new barcodes into them (and refuses without that model); an
+    exact index stores none (identify embeds them again)."""
+    from barcodemae.errors import UserError
+    from barcodemae.index import add_to_index, project
+
+    encoder, relatives = load_encoder("kmer:6"), load_encoder("aa:3")
+    paths = _write_parts(fixture_metadata, tmp_path)
+    index = build_index(tmp_path / "grown", encoder, reference_scan([paths["train"]]), "overlap", search="compact",
+                        relatives=relatives)  # fmt: skip
+    assert index.settings["relatives"] == {"name": "aa:3", "key": {"kind": "aa", "k": 3}}
+    assert index.relatives_vectors.shape == (len(index), 256) and index.relatives_vectors.dtype == np.float16
+    queries = read_records(paths["val"], None).sequences
+    query_vectors = relatives.embed(queries)
+    reference = index.reference(encoder)
+    found = index.relatives_reference(relatives, reference).nearest(query_vectors, 5)[1]
+    held = [index.sequences[row] for row in range(len(index))]
+    exact = nearest_neighbours(relatives.embed(held), query_vectors, 5)[1]
+    assert np.allclose(found[:, 0], exact[:, 0], atol=1e-5)  # the nearest as alike (many are ties)
+    assert index.relatives_reference(load_encoder("kmer:4"), reference) is None  # not the stored model
+    more = read_selected(scan_records([paths["test"]], label_columns=RANKS, deduplicate=True))
+    with pytest.raises(UserError, match="stores relatives vectors of 'aa:3'"):
+        add_to_index(index, encoder, more)
+    added, _ = add_to_index(index, encoder, more, relatives=relatives)
+    grown = load_index(tmp_path / "grown")
+    new = [grown.sequences[row] for row in range(len(index), len(grown))]
+    assert added == len(new) > 0 and np.array_equal(grown.relatives_vectors[: len(index)], index.relatives_vectors)
+    assert np.array_equal(grown.relatives_vectors[len(index) :], project(relatives.embed(new), grown.relatives_projection))
+    exact_index = build_index(tmp_path / "exact", encoder, reference_scan([paths["train"]]), "overlap",
+                              relatives=relatives)  # fmt: skip
+    assert "relatives" not in exact_index.settings and exact_index.relatives_vectors is None

@@ -171,6 +171,24 @@ def test_kmer_embeddings_do_not_depend_on_chunking():
     assert not whole[[1, 2]].any() and whole[[0, 3, 4, 5]].sum(1) == pytest.approx(1.0)
 
 
+def test_translation_reads_each_barcode_in_its_reading_frame(barcodes):
+    """Placed on the COI-5P reference, the fixture's barcodes translate with almost no stop codon (a wrong frame has
+    one every ~20 codons); a base more or less before the first complete codon changes nothing; a barcode that cannot be placed is read in the
+    frame with the fewest stops."""
+    from alphabet_barcodemae import BASE_CODES, FrameLocator
+
+    from barcodemae.encoders import AMINO_ACIDS, amino_acid_embeddings, translations
+
+    stops = (translations(barcodes) == len(AMINO_ACIDS)).sum(1)
+    assert (stops <= 1).mean() > 0.99
+    first = barcodes[0]  # its first complete codon starts at its second base (as at the Folmer region's start)
+    shifted = amino_acid_embeddings(["A" + first, first[1:], first], 3)
+    assert (shifted[0] == shifted[2]).all() and (shifted[1] == shifted[2]).all() and shifted[2].sum() == pytest.approx(1)
+    unplaced = "T" + "AAT" * 8 + "AA"  # frames: TAA TAA ... (all stops), AAT AAT ... (N), ATA ATA ... (M)
+    assert not FrameLocator().locate([unplaced.encode().translate(BASE_CODES)])[1][0]
+    assert "".join(AMINO_ACIDS[code] for code in translations([unplaced])[0][:8]) == "N" * 8
+
+
 def test_embedding_excludes_padding_and_layers(tiny_model_dir, barcodes):
     model = BarcodeMAEModel.from_pretrained(tiny_model_dir).eval()
     tokenizer = BarcodeMAETokenizer()

@@ -269,7 +269,7 @@ def test_barcodes_that_do_not_align_stay_as_they_are(registering):
 def test_registration_agrees_with_an_edlib_alignment(registering, clean_barcodes):
     """The frame of the seed vote equals the frame of the bulk of an edlib alignment to the same reference."""
     from barcodemae.alignment import reference_start
-    from tokenization_barcodemae import FRAME_REFERENCE, FRAME_WINDOW
+    from alphabet_barcodemae import FRAME_REFERENCE, FRAME_WINDOW
 
     references = [(offset, barcode) for *_, offset, barcode in FRAME_REFERENCE]
     placement = registering.frame_registration(clean_barcodes)
