@@ -257,6 +257,24 @@ class CompactReference(Reference):
         return indices, similarities
 
 
+class EmbeddedReference(Reference):
+    """`reference`'s barcodes and labels searched exactly on `encoder`'s vectors of `barcodes`, embedded at the first
+    search (none: nothing embedded), `EMBED_CHUNK` at a time into float16 (bounded memory)."""
+
+    def __init__(self, reference: Reference, encoder, barcodes, progress: bool = False):
+        super().__init__(None, reference.labels, reference.thresholds, reference.sequences, reference.measure)
+        self.encoder, self.barcodes, self.progress = encoder, barcodes, progress
+
+    def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.vectors is None:
+            self.vectors = np.empty((len(self.barcodes), queries.shape[1]), np.float16)
+            for start in range(0, len(self.barcodes), EMBED_CHUNK):
+                rows = range(start, min(start + EMBED_CHUNK, len(self.barcodes)))
+                self.vectors[start : rows.stop] = self.encoder.embed(
+                    [self.barcodes[row] for row in rows], progress=f"{self.encoder.name} reference" if self.progress else False)
+        return super().nearest(queries, n)
+
+
 # ---- the index ----
 
 
@@ -298,8 +316,8 @@ class ReferenceIndex:
 
     def relatives_reference(self, encoder, reference: Reference, progress: bool = False) -> Reference | None:
         """`reference` (`self.reference(...)`) searched on `encoder`'s vectors, identify's relatives embedding: the
-        stored ones where the index holds them (compact); else, for an exact-search index, its barcodes embedded now,
-        `EMBED_CHUNK` at a time into float16 (bounded memory); None for a compact index without them."""
+        stored ones where the index holds them (compact); else, for an exact-search index, its barcodes embedded at
+        the first search (`EmbeddedReference`); None for a compact index without them."""
         stored = self.settings.get("relatives")
         if stored is not None and stored["key"] == _encoder_settings(encoder)["key"]:
             return CompactReference(self.relatives_vectors, reference.labels, reference.thresholds,
@@ -307,13 +325,7 @@ class ReferenceIndex:
                                     self.sequences)  # fmt: skip
         if self.projection is not None:
             return None
-        vectors = None
-        for start in range(0, len(self), EMBED_CHUNK):
-            chunk = encoder.embed([self.sequences[row] for row in range(start, min(start + EMBED_CHUNK, len(self)))],
-                                  progress=f"{encoder.name} reference" if progress else False)  # fmt: skip
-            vectors = np.empty((len(self), chunk.shape[1]), np.float16) if vectors is None else vectors
-            vectors[start : start + len(chunk)] = chunk
-        return reference.with_vectors(vectors)
+        return EmbeddedReference(reference, encoder, self.sequences, progress)
 
     def reference_ids(self, indices: np.ndarray) -> list[str]:
         return self.ids.take(np.asarray(indices)).to_pylist()
@@ -493,8 +505,8 @@ def build_index(
     launch calls this; the parts in FOLDER.parts survive an interruption and a rerun keeps them), then rank 0 writes
     the folder a shard at a time and renames it into place. `relatives`: the encoder of identify's relatives
     embedding (None: none), stored where `search` makes it compact (embedded by rank 0 as it writes); exact-search
-    relatives are not stored: embedding them again costs `identify` less than reading their full vectors. Returns the
-    index on rank 0, None on the others."""
+    relatives are not stored (aa:3's 8,000 float16 dims would add 16 KB a barcode, as much as the 6-mer vectors):
+    `identify` embeds them again. Returns the index on rank 0, None on the others."""
     from barcodemae.embedding_job import Processes, embed_to_shards, parts_folder
 
     folder = Path(folder)

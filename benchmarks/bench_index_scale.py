@@ -181,7 +181,7 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
     encoder, relatives = load_encoder(index.settings["encoder"]["name"]), load_encoder(DEFAULT_RELATIVES_MODEL)
     reference = index.reference(encoder)
     second = index.relatives_reference(relatives, reference)
-    stage("encoders and references (exact index: the relatives embedded again)")
+    stage("encoders and references")
     vectors = encoder.embed(queries)
     stage("embed the queries")
     proposed, _ = reference.nearest(vectors, DEFAULT_CANDIDATES)
@@ -191,7 +191,8 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
     distant = np.flatnonzero(similarities[:, 0] < DEFAULT_SPECIES_MATCH)
     far = [queries[row] for row in distant]
     proposed, _ = second.nearest(relatives.embed(far), DEFAULT_RELATIVE_CANDIDATES)
-    stage(f"relatives of the {len(distant)} queries without a species-level match: embed and search")
+    stage(f"relatives of the {len(distant)} queries without a species-level match: embed (an exact index: the "
+          "references too) and search")
     found = _rank_by_identity(reference.sequences, far, proposed, reference.measure, False)
     stage(f"alignment identity of their {DEFAULT_RELATIVE_CANDIDATES} relative candidates")
     indices[distant], similarities[distant] = -1, -np.inf

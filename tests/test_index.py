@@ -260,8 +260,8 @@ def test_cluster_search_compact_finds_the_exact_search_clusters(tmp_path, fixtur
 
 def test_compact_index_stores_relatives_vectors_that_add_extends(tmp_path, fixture_metadata):
     """A compact index stores the relatives embedding (aa:3) projected like its search vectors; their search finds
-    neighbours as alike as the exact aa:3 search's; `index add` embeds the new barcodes into them (and refuses without that model); an
-    exact index stores none (identify embeds them again)."""
+    neighbours as alike as the exact aa:3 search's; `index add` embeds the new barcodes into them (and refuses
+    without that model); an exact index stores none and embeds its barcodes at the first relatives search."""
     from barcodemae.errors import UserError
     from barcodemae.index import add_to_index, project
 
@@ -290,3 +290,7 @@ def test_compact_index_stores_relatives_vectors_that_add_extends(tmp_path, fixtu
     exact_index = build_index(tmp_path / "exact", encoder, reference_scan([paths["train"]]), "overlap",
                               relatives=relatives)  # fmt: skip
     assert "relatives" not in exact_index.settings and exact_index.relatives_vectors is None
+    embedded = exact_index.relatives_reference(relatives, exact_index.reference(encoder))
+    assert embedded.vectors is None  # embedded at the first search only: none, nothing embedded
+    assert np.array_equal(embedded.nearest(query_vectors, 5)[0], nearest_neighbours(
+        relatives.embed(held).astype(np.float16), query_vectors, 5)[0])
