@@ -35,7 +35,7 @@ import numpy as np
 
 from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
 from barcodemae.errors import UserError, UserFileNotFoundError
-from barcodemae.identify import DEFAULT_QUANTILE, RANKS, Reference, calibrate_thresholds
+from barcodemae.identify import DEFAULT_QUANTILE, Reference, calibrate_thresholds
 from barcodemae.neighbours import nearest_neighbours
 
 FORMAT = "barcodemae-index"

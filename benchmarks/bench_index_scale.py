@@ -340,7 +340,7 @@ def main() -> None:
     pick = np.sort(np.random.default_rng(args.seed).permutation(len(splits["test_unseen"]))[: args.queries])
     queries = [splits["test_unseen"].sequences[row] for row in pick]
     truth = splits["test_unseen"].labels["genus"][pick]
-    print(f"\n| references | tool | threads | index build | query seconds | queries/s | query peak MiB | genus % |\n"
+    print("\n| references | tool | threads | index build | query seconds | queries/s | query peak MiB | genus % |\n"
           "|---:|---|---:|---|---:|---:|---:|---:|", flush=True)  # fmt: skip
     rows = []
     for size in args.sizes:
