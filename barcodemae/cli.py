@@ -146,6 +146,11 @@ def _encoder(args, model: str | None = None):
     return load_encoder(name, args.layer, device=args.device, batch_size=args.batch_size, precision=precision)
 
 
+def _encoder_named(args, name: str):
+    """The encoder of model `name` with the other embedding options of `args` (a second encoder: relatives)."""
+    return _encoder(argparse.Namespace(**{**vars(args), "model": name}))
+
+
 def _embed(encoder, sequences, args, label: str):
     return encoder.embed(sequences, progress=False if args.no_progress else f"{encoder.name} {label}")
 
@@ -261,11 +266,13 @@ def _relatives_encoder(args):
     where identity ranks the candidates; None for none."""
     from barcodemae.identify import DEFAULT_RELATIVES_MODEL
 
-    if args.relatives_model not in (None, "none") and args.rank_by != "identity":
-        raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
-    if args.relatives_model == "none" or (args.relatives_model is None and args.rank_by != "identity"):
+    if args.relatives_model == "none":
         return None
-    return _encoder(argparse.Namespace(**{**vars(args), "model": args.relatives_model or DEFAULT_RELATIVES_MODEL}))
+    if args.rank_by != "identity":
+        if args.relatives_model is not None:
+            raise UserError("--relatives_model needs --rank_by identity: it proposes candidates that identity ranks")
+        return None
+    return _encoder_named(args, args.relatives_model or DEFAULT_RELATIVES_MODEL)
 
 
 def _relatives(args, encoder, index, reference, query_sequences: list[str]):
@@ -305,7 +312,7 @@ def command_index_add(args) -> None:
     args.reference_splits = args.splits
     selection = _reference_selection(args.references, args, encoder)
     stored = index.settings.get("relatives")
-    relatives = None if stored is None else _encoder(argparse.Namespace(**{**vars(args), "model": stored["name"]}))
+    relatives = None if stored is None else _encoder_named(args, stored["name"])
     added, held = add_to_index(index, encoder, read_selected(selection), not args.no_progress, relatives)
     index = load_index(args.folder, verify="none")
     print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "

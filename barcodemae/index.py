@@ -183,18 +183,23 @@ def wants_projection(references: int, dims: int, search: str = "auto") -> bool:
     return search == "compact" or (search == "auto" and references >= COMPACT_MIN_REFERENCES and dims > COMPACT_DIMS)
 
 
-def embed_for_search(encoder, sequences: Sequence[str], projection: np.ndarray | None, progress: bool = False):
-    """The search vectors of `sequences`, embedded `EMBED_CHUNK` at a time (only a chunk's full vectors in memory)."""
+def embed_for_search(encoder, sequences: Sequence[str], projection: np.ndarray | None, progress: bool = False,
+                     dtype=None) -> np.ndarray:
+    """The search vectors of `sequences` (`project`; stored as `dtype` where given), embedded `EMBED_CHUNK` at a time
+    into one array (besides it, only a chunk's full vectors in memory). `sequences`: anything indexable by row."""
     from tqdm.auto import tqdm
 
-    parts = []
+    vectors = None
     bar = tqdm(total=len(sequences), desc=f"{encoder.name} embedding", unit="seq", leave=False, disable=not progress)
     for start in range(0, len(sequences), EMBED_CHUNK):
-        chunk = sequences[start : start + EMBED_CHUNK]
-        parts.append(project(encoder.embed(chunk), projection))
-        bar.update(len(chunk))
+        rows = range(start, min(start + EMBED_CHUNK, len(sequences)))
+        chunk = project(encoder.embed([sequences[row] for row in rows]), projection)
+        if vectors is None:
+            vectors = np.empty((len(sequences), chunk.shape[1]), dtype or chunk.dtype)
+        vectors[start : rows.stop] = chunk
+        bar.update(len(rows))
     bar.close()
-    return np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
+    return vectors if vectors is not None else np.empty((0, 0), np.float32)
 
 
 def sample_rows(references: int, seed: int = 0) -> np.ndarray:
@@ -259,7 +264,7 @@ class CompactReference(Reference):
 
 class EmbeddedReference(Reference):
     """`reference`'s barcodes and labels searched exactly on `encoder`'s vectors of `barcodes`, embedded at the first
-    search (none: nothing embedded), `EMBED_CHUNK` at a time into float16 (bounded memory)."""
+    search (none: nothing embedded) into float16 (`embed_for_search`)."""
 
     def __init__(self, reference: Reference, encoder, barcodes, progress: bool = False):
         super().__init__(None, reference.labels, reference.thresholds, reference.sequences, reference.measure)
@@ -267,11 +272,7 @@ class EmbeddedReference(Reference):
 
     def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.vectors is None:
-            self.vectors = np.empty((len(self.barcodes), queries.shape[1]), np.float16)
-            for start in range(0, len(self.barcodes), EMBED_CHUNK):
-                rows = range(start, min(start + EMBED_CHUNK, len(self.barcodes)))
-                self.vectors[start : rows.stop] = self.encoder.embed(
-                    [self.barcodes[row] for row in rows], progress=f"{self.encoder.name} reference" if self.progress else False)
+            self.vectors = embed_for_search(self.encoder, self.barcodes, None, self.progress, np.float16)
         return super().nearest(queries, n)
 
 
@@ -571,23 +572,20 @@ def _scratch_vectors(path: Path, rows: int, dims: int, projection: np.ndarray | 
 def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile: float, rank_by: str,
               progress: bool, relatives: SearchEncoder | None = None) -> tuple[dict, Reference]:  # fmt: skip
     """The parts of an index's first generation (`_write_generation`) from the `shards`, read one at a time into
-    memory-mapped scratch files in `folder` (vectors, `relatives`' search vectors, packed barcodes), and the
-    reference calibrated on them."""
+    memory-mapped scratch files in `folder` (vectors, the search vectors of `relatives`, a projected encoder, and
+    packed barcodes), and the reference calibrated on them."""
     import pyarrow as pa
     from tqdm.auto import tqdm
 
     vectors = _scratch_vectors(folder / "vectors.scratch", shards.rows, shards.dims, projection)
-    second = None
+    second = None if relatives is None else _scratch_vectors(folder / "relatives.scratch", shards.rows,
+                                                             relatives.projection.shape[1], relatives.projection)
     ids, labels, hashes, lengths, row = [], {}, [], [], 0
     with open(folder / "packed.scratch", "wb") as packed_file:
         for records, chunk in tqdm(shards.chunks(), total=shards.count, desc="writing the index", unit="shard",
                                    leave=False, disable=not progress):  # fmt: skip
-            if relatives is not None:
-                embedded = relatives.embed(records.sequences)
-                if second is None:
-                    second = _scratch_vectors(folder / "relatives.scratch", shards.rows, embedded.shape[1],
-                                              relatives.projection)  # fmt: skip
-                second[row : row + len(chunk)] = embedded
+            if second is not None:
+                second[row : row + len(chunk)] = relatives.embed(records.sequences)
             vectors[row : row + len(chunk)], row = chunk, row + len(chunk)
             packed = pack_sequences(records.sequences)
             packed_file.write(packed["packed"].tobytes())
@@ -608,18 +606,17 @@ def _gathered(folder: Path, shards, projection, encoder, measure: str, quantile:
     reference = _reference(vectors, decoded, PackedSequences(**sequences), measure, quantile, rank_by, projection,
                            encoder)  # fmt: skip
     parts = {
-        "vectors": _search_parts(vectors, projection),
+        "vectors": _search_parts([vectors], projection),
         "sequences": {name: [array] for name, array in sequences.items()} | {"hashes": [np.concatenate(hashes)]},
         "records": columns,
     }
     if second is not None:
-        parts["relatives"] = _search_parts(second, relatives.projection)
+        parts["relatives"] = _search_parts([second], relatives.projection)
     return parts, reference
 
 
-def _search_parts(vectors, projection: np.ndarray | None) -> dict:
-    """The tensors of a vectors file: the search vectors (a list of row blocks) and their projection, if any."""
-    blocks = vectors if isinstance(vectors, list) else [vectors]
+def _search_parts(blocks: list[np.ndarray], projection: np.ndarray | None) -> dict:
+    """The tensors of a vectors file: the search vectors (row blocks, in order) and their projection, if any."""
     return {"vectors": blocks} | ({} if projection is None else {"projection": [projection]})
 
 
