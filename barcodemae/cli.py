@@ -344,9 +344,11 @@ def command_cluster(args) -> None:
         rule = (f"greedy centroids by {args.order} at {args.identity:g} {args.measure} identity over "
                 f"{args.candidates} candidates")  # fmt: skip
     elif args.identity:
+        average_up_to = args.average_up_to if args.method == "average" else 0
         clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
-                                     args.measure)  # fmt: skip
+                                     args.measure, average_up_to)  # fmt: skip
         rule = f"single linkage at {args.identity:g} {args.measure} identity over {args.candidates} candidates"
+        rule += f", average linkage within components of up to {average_up_to}" if average_up_to else ""
     else:
         clusters = threshold_clusters(vectors, args.threshold, args.linkage)
         rule = f"{args.linkage} linkage at cosine distance {args.threshold:g}"
@@ -436,8 +438,8 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     the whole transformers modelling stack: seconds of start-up the other commands do not need)."""
     from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
     from barcodemae.clustering import (
-        DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES,
-        METHODS, ORDERS,
+        DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD,
+        DEFAULT_THRESHOLD, LINKAGES, METHODS, ORDERS,
     )
     from barcodemae.identify import (
         DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RULE,
@@ -515,8 +517,13 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
                          type=_number(float, lambda value: 0.0 <= value <= 1.0, "must be a fraction from 0 to 1"),
                          help="join barcodes at least this alike (alignment identity); 0: cosine clustering instead")
     cluster.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                         help="single: single linkage on identity over the candidates; centroid: greedy centroid "
-                         "clustering like VSEARCH --cluster_size / --cluster_fast (see --order)")
+                         help="average: single linkage on identity over the candidates, then each component of up "
+                         "to --average_up_to barcodes split by average linkage on all its identities; single: single "
+                         "linkage alone; centroid: greedy centroid clustering like VSEARCH --cluster_size / "
+                         "--cluster_fast (see --order)")
+    cluster.add_argument("--average_up_to", type=POSITIVE_INT, default=DEFAULT_AVERAGE_UP_TO,
+                         help="with --method average: the largest component split by average linkage (larger ones "
+                         "are kept whole: well-sampled BINs)")
     cluster.add_argument("--order", choices=ORDERS, default=ORDERS[0],
                          help="with --method centroid: most abundant (identical barcodes counted) or longest first")
     cluster.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE, help=measure_help)

@@ -1,10 +1,13 @@
 """BIN-like clusters without a cluster count.
 
-`identity_clusters` (the default of `barcodemae cluster`): single linkage on alignment identity: each barcode's
-`candidates` cosine-nearest barcodes are aligned to it and pairs at least `identity` alike are joined; clusters are
-the connected components. It can chain (two BINs joined by one intermediate barcode become one cluster), yet on the
-validation parts of the shared data, the Gulf of St. Lawrence and the Canadian invertebrate sets it matched or beat
-greedy centroids (ours and VSEARCH's) at every identity from 97.5% (benchmarks/bench_densities.py).
+`identity_clusters`: single linkage on alignment identity: each barcode's `candidates` cosine-nearest barcodes are
+aligned to it and pairs at least `identity` alike are joined; clusters are the connected components. With
+`average_up_to` (20 by default, as in `barcodemae cluster`), each component of at most that many barcodes is then split
+by average linkage on all its pairwise identities, cut at `identity`. Single linkage chains: two BINs joined by one
+barcode alike both become one cluster. Where BINs are sampled by a few barcodes each, such chains are most of its
+errors, and greedy centroids (VSEARCH) beat it; in a well-sampled BIN, chaining is what joins its diverse barcodes,
+and centroids split it. Large components are such BINs, small ones mostly the chains, so average linkage splits
+only the small ones (chosen on validation sets of every sampling density, benchmarks/bench_cluster_refinements.py).
 
 `centroid_clusters`: greedy centroid clustering on alignment identity, as VSEARCH's `--cluster_size` /
 `--cluster_fast` and UCLUST do: barcodes in order of decreasing abundance (identical barcodes counted), then length;
@@ -32,10 +35,10 @@ from barcodemae.neighbours import nearest_neighbours, unit_rows
 LINKAGES = ("single", "average")
 DEFAULT_LINKAGE = "single"
 DEFAULT_THRESHOLD = 0.1  # cosine distance; chosen on the shared data's val splits with kmer:6 (bench_identify.py)
-DEFAULT_IDENTITY = 0.975  # chosen on three data sets' validation parts with kmer:6 (bench_densities.py)
 DEFAULT_CLUSTER_CANDIDATES = 20
-METHODS = ("single", "centroid")
-DEFAULT_METHOD = "single"  # at least as good as VSEARCH at 97.5-99% identity on each validation set, centroids not
+METHODS = ("average", "single", "centroid")
+# chosen with kmer:6 on ten validation sets of every sampling density (benchmarks/bench_cluster_refinements.py)
+DEFAULT_METHOD, DEFAULT_IDENTITY, DEFAULT_AVERAGE_UP_TO = "average", 0.98, 20
 ORDERS = ("abundance", "length")
 
 
@@ -67,17 +70,46 @@ def candidate_pairs(vectors: np.ndarray, candidates: int) -> list[tuple[int, int
 def identity_clusters(
     vectors: np.ndarray, sequences: list[str], identity: float = DEFAULT_IDENTITY,
     candidates: int = DEFAULT_CLUSTER_CANDIDATES, progress: bool = False, measure: str = DEFAULT_MEASURE,
+    average_up_to: int = DEFAULT_AVERAGE_UP_TO,
 ) -> np.ndarray:
     """Cluster number (0.., in order of first appearance) of each barcode: single linkage on alignment identity
     (`measure`) over each barcode's `candidates` (at least 1) cosine-nearest barcodes (`vectors` propose, identity
-    decides)."""
+    decides). `average_up_to`: each component of 3 to that many barcodes is then split by average linkage on all
+    its pairwise identities (two groups stay joined while on average at least `identity` alike); larger ones stay
+    whole; 0: single linkage alone."""
     _check_identity_clustering(vectors, identity, candidates)
     identity_measure(measure)  # an unknown measure fails before the neighbour search
     pairs = candidate_pairs(vectors, candidates)
     alike = identities([(sequences[row], sequences[column]) for row, column in pairs], measure, progress)
     joined = [pair for pair, value in zip(pairs, alike) if value >= identity]
     rows, columns = np.array(joined, dtype=np.int64).reshape(-1, 2).T
-    return _by_first_appearance(joined_components(rows, columns, len(vectors)))
+    components = joined_components(rows, columns, len(vectors))
+    if average_up_to >= 3:
+        known = dict(zip(pairs, alike))
+        components = split_by_average_linkage(components, sequences, identity, measure, average_up_to, known, progress)
+    return _by_first_appearance(components)
+
+
+def split_by_average_linkage(
+    components: np.ndarray, sequences: list[str], identity: float, measure: str, largest: int, known: dict,
+    progress: bool,
+) -> np.ndarray:
+    """`components` with each one of 3 to `largest` barcodes split by average linkage on identity, cut at
+    `identity`; `known`: {(i, j): identity} of the pairs aligned already, completed here."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    counts = np.bincount(components)
+    members = np.split(np.argsort(components, kind="stable"), np.cumsum(counts)[:-1])  # each in ascending order
+    groups = [group.tolist() for group in members if 3 <= len(group) <= largest]
+    within = [[(first, second) for at, first in enumerate(group) for second in group[at + 1 :]] for group in groups]
+    missing = sorted({pair for pairs in within for pair in pairs} - known.keys())
+    if missing:
+        known.update(zip(missing, identities([(sequences[a], sequences[b]) for a, b in missing], measure, progress)))
+    local = np.zeros(len(components), dtype=np.int64)
+    for group, pairs in zip(groups, within):  # pairs in scipy's condensed order
+        merges = linkage(np.array([1.0 - known[pair] for pair in pairs]), method="average")
+        local[group] = fcluster(merges, t=1.0 - identity + 1e-9, criterion="distance") - 1
+    return components * largest + local  # local < the component's size <= largest
 
 
 def centroid_clusters(

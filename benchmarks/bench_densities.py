@@ -53,7 +53,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from barcodemae.alignment import IDENTITY_MEASURES  # noqa: E402
-from barcodemae.clustering import DEFAULT_CLUSTER_CANDIDATES, centroid_clusters, identity_clusters  # noqa: E402
+from barcodemae.clustering import (  # noqa: E402
+    DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, centroid_clusters, identity_clusters,
+)
 from barcodemae.data import FIXTURE, SplitData, clean_barcode, load_barcodes, load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.identify import (  # noqa: E402
@@ -64,7 +66,7 @@ from barcodemae.identify import (  # noqa: E402
 LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_barcode", "split"]
 WEITSCHEK = ("bats", "birds", "cypraeidae", "drosophila", "fishes")
 TOOLS = ("ours", "blast", "vsearch")
-CLUSTER_METHODS = ("centroid-abundance", "centroid-length", "single")
+CLUSTER_METHODS = ("centroid-abundance", "centroid-length", "single", "average")
 
 
 def thin(split: SplitData, fraction: float, seed: int) -> SplitData:
@@ -278,8 +280,10 @@ def cluster_rows(dataset: str, path: Path, names: list[str], encoder, args, fold
         for method in args.cluster_methods if "ours" in args.tools else []:
             for measure in args.measures:
                 started = time.perf_counter()
-                if method == "single":
-                    clusters = identity_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure)
+                if method in ("single", "average"):
+                    average_up_to = DEFAULT_AVERAGE_UP_TO if method == "average" else 0
+                    clusters = identity_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
+                                                 average_up_to=average_up_to)  # fmt: skip
                 else:
                     clusters = centroid_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
                                                  order=method.split("-")[1], abundances=sizes)  # fmt: skip

@@ -164,7 +164,7 @@ def run_clusters(model: str, splits, thresholds, linkages, identities, candidate
         vectors = encoder.embed(sequences)
         for identity, count in itertools.product(identities, candidates):
             started = time.perf_counter()
-            clusters = identity_clusters(vectors, sequences, identity, count)
+            clusters = identity_clusters(vectors, sequences, identity, count, average_up_to=0)
             elapsed = time.perf_counter() - started
             print(f"| {model}, single linkage at {identity} identity, {count} candidates | {' + '.join(names)} | "
                   f"{len(bins)} | {len(set(bins))} | {clusters.max() + 1} | "

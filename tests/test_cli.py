@@ -150,7 +150,7 @@ def error_line(capsys) -> str:
         (["cluster", "--candidates", "0"], r"cluster: argument --candidates: must be a whole number of at least 1"),
         (["cluster", "--identity", "97"], r"argument --identity: must be a fraction from 0 to 1, got 97"),
         (["cluster", "--threshold", "2"], r"argument --threshold: must be a cosine distance between 0 and 2"),
-        (["cluster", "--method", "average"], r"argument --method: invalid choice: 'average'"),
+        (["cluster", "--method", "complete"], r"argument --method: invalid choice: 'complete'"),
         (["identify", "--margin", "2"], r"argument --margin: must be a number from 0 to 1, got 2"),
         (["identify", "--rule", "majority"], r"argument --rule: invalid choice: 'majority'"),
         (["identify", "--measure", "global"], r"argument --measure: invalid choice: 'global'"),
@@ -309,19 +309,33 @@ def test_identify_rule_lca_abstains_where_best_calls_and_measure_infix_is_the_li
         assert list(tables["infix"][rank]) == list(expected[rank]), rank
 
 
-def test_cluster_method_centroid_is_the_library(tmp_path, fixture_path, capsys):
-    from barcodemae.clustering import centroid_clusters
+@pytest.mark.parametrize(
+    "options, rule",
+    [
+        ([], "single linkage at 0.98 overlap identity over 20 candidates, average linkage within components of up to 20"),
+        (["--average_up_to", "5"], "average linkage within components of up to 5"),
+        (["--method", "single", "--identity", "0.97"], "single linkage at 0.97 overlap identity over 20 candidates);"),
+        (["--method", "centroid"], "greedy centroids by abundance at 0.98 overlap identity over 20 candidates"),
+    ],
+)
+def test_cluster_methods_are_the_library(tmp_path, fixture_path, capsys, options, rule):
+    from barcodemae.clustering import centroid_clusters, identity_clusters
     from barcodemae.encoders import kmer_embeddings
     from barcodemae.files import read_records
 
     output = tmp_path / "clusters.tsv"
-    assert main(["cluster", str(fixture_path), "--splits", "test", "test_unseen", "--method", "centroid",
-                 "--identity", "0.98", "--output", str(output), "--no_progress"]) == 0  # fmt: skip
+    assert main(["cluster", str(fixture_path), "--splits", "test", "test_unseen", *options, "--output", str(output),
+                 "--no_progress"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "greedy centroids by abundance at 0.98 overlap identity over 20 candidates" in printed
-    assert float(printed.split("AMI against dna_bin ")[1].split()[0]) > 0.95
+    assert rule in printed and float(printed.split("AMI against dna_bin ")[1].split()[0]) > 0.95
     sequences = read_records(fixture_path, ["test", "test_unseen"]).sequences
-    expected = centroid_clusters(kmer_embeddings(sequences, 6), sequences, 0.98)
+    vectors = kmer_embeddings(sequences, 6)
+    expected = {
+        (): lambda: identity_clusters(vectors, sequences),
+        ("--average_up_to", "5"): lambda: identity_clusters(vectors, sequences, average_up_to=5),
+        ("--method", "single", "--identity", "0.97"): lambda: identity_clusters(vectors, sequences, 0.97, average_up_to=0),
+        ("--method", "centroid"): lambda: centroid_clusters(vectors, sequences),
+    }[tuple(options)]()
     assert list(pd.read_csv(output, sep="\t").cluster) == list(expected)
 
 
