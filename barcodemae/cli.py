@@ -135,10 +135,10 @@ def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -
 
 def _encoder(args, model: str | None = None):
     """The encoder of --model (`model` when that is not given)."""
-    from barcodemae.encoders import AMINO_ACID_SPEC, KMER_SPEC, auto_precision, load_encoder
+    from barcodemae.encoders import auto_precision, load_encoder, non_learned_encoder
 
     name = args.model or model or DEFAULT_MODEL
-    if args.no_progress and not (KMER_SPEC.fullmatch(name) or AMINO_ACID_SPEC.fullmatch(name)):  # no transformers
+    if args.no_progress and non_learned_encoder(name) is None:  # kmer:K and aa:K import no transformers
         from transformers.utils.logging import disable_progress_bar
 
         disable_progress_bar()  # the weight-loading bar

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from alphabet_barcodemae import BASE_CODES, FRAME_FIRST_CODON, NUCLEOTIDES, FrameLocator
+from alphabet_barcodemae import BASE_CODES, FRAME_FIRST_CODON, FrameLocator
 
 from barcodemae.errors import UserError, UserFileNotFoundError
 
@@ -32,10 +32,7 @@ PRECISIONS = ("fp32", "bf16", "int8")
 KMER_SPEC = re.compile(r"kmer:(\d+)")
 AMINO_ACID_SPEC = re.compile(r"aa:(\d+)")
 
-NUCLEOTIDE_CODE = np.full(256, 4, dtype=np.int64)  # byte -> 0..3 (the vocabulary's nucleotide order), 4 = other
-for _index, _base in enumerate(NUCLEOTIDES):
-    NUCLEOTIDE_CODE[ord(_base)] = NUCLEOTIDE_CODE[ord(_base.lower())] = _index
-NUCLEOTIDE_CODE[ord("U")] = NUCLEOTIDE_CODE[ord("u")] = NUCLEOTIDES.index("T")
+NUCLEOTIDE_CODE = np.frombuffer(BASE_CODES, np.uint8).astype(np.int64)  # byte -> 0..3 (A C G T, U as T), 4 = other
 
 DNA_PROBE = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATTAGGAAATCCTGGATCTTTAATTGGAGATGATCAAATTTATAAT"
 
@@ -432,6 +429,15 @@ class TransformersEncoder(Encoder):
                 "reading_frames": self.reading_frames, "precision": self.precision}  # fmt: skip
 
 
+def non_learned_encoder(name: str) -> Encoder | None:
+    """The encoder of `kmer:K` or `aa:K` (numpy only: no transformers import), None for any other name."""
+    for spec, encoder in ((KMER_SPEC, KmerEncoder), (AMINO_ACID_SPEC, AminoAcidEncoder)):
+        found = spec.fullmatch(name)
+        if found:
+            return encoder(int(found.group(1)))
+    return None
+
+
 def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto", **options) -> Encoder:
     """`kmer:K`, `aa:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none, then
     the model's own `config.pooling_layer`, then the last layer).
@@ -439,11 +445,9 @@ def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, 
     `options`: batch_size, precision, reading_frames of `TransformersEncoder`.
     """
     name, spec_layer = parse_model_spec(spec)
-    kmer, amino_acids = KMER_SPEC.fullmatch(name), AMINO_ACID_SPEC.fullmatch(name)
-    if kmer:
-        return KmerEncoder(int(kmer.group(1)))
-    if amino_acids:
-        return AminoAcidEncoder(int(amino_acids.group(1)))
+    encoder = non_learned_encoder(name)
+    if encoder is not None:
+        return encoder
     model, tokenizer = load_model(name, device=str(resolve_device(device)))
     return from_model(name, model, tokenizer, spec_layer if spec_layer is not None else layer, all_layers, **options)
 
