@@ -63,11 +63,11 @@ DEFAULT_MIN_OVERLAP = 100  # nt: an overlap shorter than this is no evidence (VS
 _ANCHOR = 10  # matching bases in a row that mark where an overhang ends and the alignment proper begins
 
 
-def _overhang(operations: list[tuple[int, str]]) -> int:
+def _overhang(operations) -> int:
     """Bases of the shorter barcode hanging over the end of the longer where an infix alignment's `operations`
-    begin (at the longer's first base): at the first run of `_ANCHOR` matches, the shorter's bases before it less the
-    longer's (0 when none hang over). The aligner may scatter chance matches through an overhang; the first run of
-    matches is where the alignment proper starts."""
+    ((length, operation) pairs from that end, read lazily) begin (at the longer's first base): at the first run of
+    `_ANCHOR` matches, the shorter's bases before it less the longer's (0 when none hang over). The aligner may scatter
+    chance matches through an overhang; the first run of matches is where the alignment proper starts."""
     query = target = 0
     for length, operation in operations:
         if operation == "=" and length >= _ANCHOR:
@@ -75,6 +75,18 @@ def _overhang(operations: list[tuple[int, str]]) -> int:
         query += length if operation in "=XI" else 0
         target += length if operation in "=XD" else 0
     return 0
+
+
+_OPERATION = re.compile(r"(\d+)([=XID])")
+_OPERATION_REVERSED = re.compile(r"([=XID])(\d+)")  # in the CIGAR read backwards: operation, then reversed digits
+
+
+def _operations_from_start(cigar: str):
+    return ((int(found[1]), found[2]) for found in _OPERATION.finditer(cigar))
+
+
+def _operations_from_end(cigar: str):
+    return ((int(found[2][::-1]), found[1]) for found in _OPERATION_REVERSED.finditer(cigar[::-1]))
 
 
 def overlap_alignment(a: str, b: str, min_overlap: int = DEFAULT_MIN_OVERLAP) -> tuple[float, int]:
@@ -89,15 +101,14 @@ def overlap_alignment(a: str, b: str, min_overlap: int = DEFAULT_MIN_OVERLAP) ->
         return 0.0, 0
     plain = not (short + long).translate(_DROP_PLAIN_BASES)
     equalities = None if plain else _MATCHING_CODES
-    found = edlib.align(short, long, mode="HW", task="locations", additionalEqualities=equalities)
+    # one call with the path: most pairs need it (barcodes that start at the same base touch the longer's start)
+    found = edlib.align(short, long, mode="HW", task="path", additionalEqualities=equalities)
     distance, (start, end) = found["editDistance"], found["locations"][0]
     infix = (1.0 - distance / len(short), len(short))
     if distance == 0 or (start > 0 and end < len(long) - 1):  # inside the longer: nothing hangs over
         return infix
-    cigar = edlib.align(short, long, mode="HW", task="path", additionalEqualities=equalities)["cigar"]
-    operations = [(int(length), operation) for length, operation in re.findall(r"(\d+)([=XID])", cigar)]
-    head = _overhang(operations) if start == 0 else 0
-    tail = _overhang(operations[::-1]) if end == len(long) - 1 else 0
+    head = _overhang(_operations_from_start(found["cigar"])) if start == 0 else 0
+    tail = _overhang(_operations_from_end(found["cigar"])) if end == len(long) - 1 else 0
     piece = short[head : len(short) - tail]
     if len(piece) < min_overlap or len(piece) == len(short):
         return infix

@@ -214,3 +214,28 @@ def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
     """The same partition, clusters numbered in order of their first member: deterministic output."""
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     return np.argsort(np.argsort(first))[inverse]
+
+
+def bootstrap_ami_differences(
+    truth: np.ndarray, clusters: np.ndarray, others: list[np.ndarray], draws: int, seed: int = 0,
+) -> np.ndarray:
+    """AMI(truth, clusters) - AMI(truth, other) for each of `others`, on `draws` paired bootstrap resamplings of the
+    true groups (e.g. BINs): groups are drawn with replacement and every copy of a group is a group of its own, with
+    its own copies of the clusters, so a merge of two groups counts only where both are drawn (once per copy they
+    share). Shape (draws, len(others)); seeded."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    groups = np.unique(np.asarray(truth), return_inverse=True)[1]
+    counts = np.bincount(groups)
+    members = np.split(np.argsort(groups, kind="stable"), np.cumsum(counts)[:-1])
+    rng, differences = np.random.default_rng(seed), np.empty((draws, len(others)))
+    for draw in range(draws):
+        drawn = np.sort(rng.integers(0, len(members), len(members)))
+        copy = np.arange(len(drawn)) - np.searchsorted(drawn, drawn)  # how many times drawn before
+        rows = np.concatenate([members[group] for group in drawn])
+        copies = np.repeat(copy, counts[drawn])
+        resampled = groups[rows] * len(drawn) + copies
+        ours = adjusted_mutual_info_score(resampled, clusters[rows] * len(drawn) + copies)
+        for column, other in enumerate(others):
+            differences[draw, column] = ours - adjusted_mutual_info_score(resampled, other[rows] * len(drawn) + copies)
+    return differences

@@ -19,7 +19,10 @@ at each identity every method clusters the graph of the pairs at least that alik
 - `centroids within components`: each component of at most `S` barcodes is re-clustered by greedy centroids
   (`centroid_clusters`: most abundant first, same identity and candidates), larger ones are kept;
 - `average within components`: each component of at most `S` barcodes is split by average linkage on all its
-  pairwise identities, cut at the identity (`barcodemae cluster`'s default, S = 20), larger ones are kept.
+  pairwise identities, cut at the identity (`barcodemae cluster`'s default, S = 20), larger ones are kept;
+- `minimax within components`: the same with minimax linkage (Bien & Tibshirani 2011): two groups are joined while
+  one of their barcodes (a prototype) is at least the identity alike every other, VSEARCH's centroid guarantee
+  without its greedy order.
 The sets: the three of bench_densities.py (the main file's pooled validation splits, the validation halves of the
 Gulf and Canadian sets), and, as the main file's validation splits sample most BINs densely, seven drawn from the
 main file's `train` split at other sampling densities (`train_subsets`: seeded random BINs, at most 2-30 barcodes of
@@ -43,7 +46,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcodemae.alignment import overlap_identity  # noqa: E402
+from barcodemae.alignment import identities, overlap_identity  # noqa: E402
 from barcodemae.clustering import (  # noqa: E402
     DEFAULT_CLUSTER_CANDIDATES, candidate_pairs, centroid_clusters, joined_components, split_by_average_linkage,
 )
@@ -127,6 +130,39 @@ def average_within(components: np.ndarray, barcodes: tuple, identity: float, sma
     return split_by_average_linkage(components, barcodes[1], identity, "overlap", small, known, False)
 
 
+def minimax_linkage(distances: np.ndarray, cut: float) -> np.ndarray:
+    """Cluster of each item: agglomerative minimax linkage on `distances` (square), merging while some member of the
+    merged group is within `cut` of all its members."""
+    groups = [[item] for item in range(len(distances))]
+    radii = distances + np.diag(np.full(len(distances), np.inf))
+    while len(groups) > 1 and radii.min() <= cut:
+        first, second = sorted(np.unravel_index(np.argmin(radii), radii.shape))
+        groups[first] += groups.pop(second)
+        radii = np.delete(np.delete(radii, second, 0), second, 1)
+        for other in range(len(groups)):
+            if other != first:
+                joined = groups[first] + groups[other]
+                radii[first, other] = radii[other, first] = distances[np.ix_(joined, joined)].max(1).min()
+    labels = np.empty(len(distances), dtype=np.int64)
+    for label, group in enumerate(groups):
+        labels[group] = label
+    return labels
+
+
+def minimax_within(components: np.ndarray, barcodes: tuple, identity: float, small: int, known: dict) -> np.ndarray:
+    """`components` with each one of 3 to `small` barcodes split by minimax linkage on all its pairwise identities
+    (`known` completed in place)."""
+    sequences, local = barcodes[1], np.zeros(len(components), dtype=np.int64)
+    counts = np.bincount(components)
+    for component in np.flatnonzero((counts > 2) & (counts <= small)):
+        members = np.flatnonzero(components == component).tolist()
+        missing = [(a, b) for at, a in enumerate(members) for b in members[at + 1 :] if (a, b) not in known]
+        known.update(zip(missing, identities([(sequences[a], sequences[b]) for a, b in missing], "overlap")))
+        alike = np.array([[known[min(a, b), max(a, b)] if a != b else 1.0 for b in members] for a in members])
+        local[members] = minimax_linkage(1.0 - alike, 1.0 - identity + 1e-9)
+    return components * small + local
+
+
 # (at most so many barcodes of each BIN, BINs drawn, seed)
 TRAIN_SUBSETS = ((2, 1000, 1), (3, 800, 2), (5, 600, 3), (10, 300, 4), (30, 120, 5), (3, 800, 6), (10, 300, 7))
 
@@ -180,6 +216,7 @@ METHODS += [(f"bridges m {m}, delta {delta}", bridges, {"m": m, "delta": delta})
 METHODS += [(f"mutual m {m}", mutual, {"m": m}) for m in (3, 5, 10)]
 SMALL_COMPONENTS = (3, 4, 6, 8, 12)
 AVERAGED_COMPONENTS = (10, 15, 20, 30)
+MINIMAX_COMPONENTS = (10, 20, 50)
 
 
 def main() -> None:
@@ -223,6 +260,11 @@ def main() -> None:
                     clusters = average_within(single(len(sequences), pairs, alike, identity),
                                               (vectors, sequences, sizes), identity, small, known)  # fmt: skip
                     found[identity, f"average within components <= {small}", name] = (
+                        len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
+                for small in MINIMAX_COMPONENTS:
+                    clusters = minimax_within(single(len(sequences), pairs, alike, identity),
+                                              (vectors, sequences, sizes), identity, small, known)  # fmt: skip
+                    found[identity, f"minimax within components <= {small}", name] = (
                         len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
                 for command in ("--cluster_fast", "--cluster_size") if have("vsearch") else ():
                     clusters = vsearch_clusters(sequences, identity, folder, command, sizes)[0]

@@ -26,6 +26,8 @@ the BIOSCAN-5M layout first, so the code path is the same):
   test + test_unseen (`--phase test`); `gulf` and `canadian` split by species into two seeded halves, the first for
   `--phase val`, the second for `--phase test`. Barcodes with a BIN only; deduplicated per split, each barcode's
   abundance = its records there (VSEARCH `--cluster_size` reads it as ;size=N, ours orders by it).
+  Beside each row: the AMI of `cluster`'s defaults (average, overlap) minus the row's, with a 95% interval from a
+  paired bootstrap over BINs (`--bootstrap` draws; `barcodemae.clustering.bootstrap_ami_differences`).
 
 identify: per rank, the accuracy of the best guess over the queries whose true label exists in the reference (the
 answerable ones; BLAST / VSEARCH: their top hit, no hit = wrong); ours also (how often a call is made, how often a made
@@ -52,9 +54,10 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcodemae.alignment import IDENTITY_MEASURES  # noqa: E402
+from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES  # noqa: E402
 from barcodemae.clustering import (  # noqa: E402
-    DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, centroid_clusters, identity_clusters,
+    DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, DEFAULT_METHOD, bootstrap_ami_differences, centroid_clusters,
+    identity_clusters,
 )
 from barcodemae.data import FIXTURE, SplitData, clean_barcode, load_barcodes, load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
@@ -67,6 +70,7 @@ LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_ba
 WEITSCHEK = ("bats", "birds", "cypraeidae", "drosophila", "fishes")
 TOOLS = ("ours", "blast", "vsearch")
 CLUSTER_METHODS = ("centroid-abundance", "centroid-length", "single", "average")
+DEFAULT_ROW = f"ours: {DEFAULT_METHOD}, {DEFAULT_MEASURE}"  # `barcodemae cluster`'s defaults
 
 
 def thin(split: SplitData, fraction: float, seed: int) -> SplitData:
@@ -270,36 +274,57 @@ def clustering_sets(args, clustering: dict) -> list[tuple[str, Path, list[str]]]
 
 
 def cluster_rows(dataset: str, path: Path, names: list[str], encoder, args, folder: Path):
-    """Ours (method x measure x identity) and VSEARCH at the same identities on the barcodes with a BIN."""
+    """Ours (method x measure x identity) and VSEARCH at the same identities on the barcodes with a BIN; beside each,
+    the AMI of ours with the defaults (`cluster`'s method and measure) minus its own, with a 95% paired bootstrap
+    interval over BINs (`--bootstrap` draws)."""
     from sklearn.metrics import adjusted_mutual_info_score
 
     sequences, bins, sizes = clustering_set(path, names)
     vectors = encoder.embed(sequences)
     where = f"| {dataset} | {' + '.join(names)} | {len(bins)} | {len(set(bins))} |"
     for identity in args.identities:
-        for method in args.cluster_methods if "ours" in args.tools else []:
-            for measure in args.measures:
-                started = time.perf_counter()
-                if method in ("single", "average"):
-                    average_up_to = DEFAULT_AVERAGE_UP_TO if method == "average" else 0
-                    clusters = identity_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
-                                                 average_up_to=average_up_to)  # fmt: skip
-                else:
-                    clusters = centroid_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
-                                                 order=method.split("-")[1], abundances=sizes)  # fmt: skip
-                seconds = time.perf_counter() - started
-                ami = 100 * adjusted_mutual_info_score(bins, clusters)
-                found = f"{clusters.max() + 1} | {ami:.1f} | {seconds:.1f}"
-                yield f"{where} ours: {method}, {measure} | {identity} | {found} |"
-        if "vsearch" not in args.tools:
-            continue
-        if not have("vsearch"):
+        rows = list(ours_clusterings(vectors, sequences, sizes, identity, args) if "ours" in args.tools else [])
+        if "vsearch" in args.tools and not have("vsearch"):
             yield f"{where} VSEARCH | skipped: not on PATH (apt-get install vsearch) |"
-            continue
-        for command in ("--cluster_fast", "--cluster_size"):
-            clusters, seconds = vsearch_clusters(sequences, identity, folder, command, sizes)
+        elif "vsearch" in args.tools:
+            rows += [(f"VSEARCH {command}", *vsearch_clusters(sequences, identity, folder, command, sizes))
+                     for command in ("--cluster_fast", "--cluster_size")]  # fmt: skip
+        for (name, clusters, seconds), beside in zip(rows, beside_default(bins, rows, args.bootstrap, args.seed)):
             ami = 100 * adjusted_mutual_info_score(bins, clusters)
-            yield f"{where} VSEARCH {command} | {identity} | {clusters.max() + 1} | {ami:.1f} | {seconds:.1f} |"
+            yield f"{where} {name} | {identity} | {clusters.max() + 1} | {ami:.1f} | {seconds:.1f} | {beside} |"
+
+
+def beside_default(bins: np.ndarray, rows: list, draws: int, seed: int) -> list[str]:
+    """For each of `rows` (name, clusters, seconds): the AMI x100 of the default row minus its own, with a 95% paired
+    bootstrap interval over BINs of `draws` (0: none); "" for the default row, and for all without one."""
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    default = next((clusters for name, clusters, _ in rows if name == DEFAULT_ROW), None)
+    if default is None:
+        return [""] * len(rows)
+    others = [clusters for name, clusters, _ in rows if name != DEFAULT_ROW]
+    intervals = [""] * len(others)
+    if others and draws:
+        differences = 100 * bootstrap_ami_differences(bins, default, others, draws, seed)
+        intervals = [f" [{low:+.1f}, {high:+.1f}]" for low, high in np.percentile(differences, [2.5, 97.5], axis=0).T]
+    ours, intervals = 100 * adjusted_mutual_info_score(bins, default), iter(intervals)
+    return ["" if name == DEFAULT_ROW else f"{ours - 100 * adjusted_mutual_info_score(bins, clusters):+.1f}{next(intervals)}"
+            for name, clusters, _ in rows]  # fmt: skip
+
+
+def ours_clusterings(vectors: np.ndarray, sequences: list[str], sizes: np.ndarray, identity: float, args):
+    """(row name, clusters, seconds) of each of our methods x measures at `identity`."""
+    for method in args.cluster_methods:
+        for measure in args.measures:
+            started = time.perf_counter()
+            if method in ("single", "average"):
+                average_up_to = DEFAULT_AVERAGE_UP_TO if method == "average" else 0
+                clusters = identity_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
+                                             average_up_to=average_up_to)  # fmt: skip
+            else:
+                clusters = centroid_clusters(vectors, sequences, identity, args.cluster_candidates, measure=measure,
+                                             order=method.split("-")[1], abundances=sizes)  # fmt: skip
+            yield f"ours: {method}, {measure}", clusters, time.perf_counter() - started
 
 
 def main() -> None:
@@ -318,6 +343,7 @@ def main() -> None:
     parser.add_argument("--identities", type=float, nargs="+", default=[0.97, 0.975, 0.98, 0.985, 0.99])
     parser.add_argument("--cluster_methods", nargs="+", default=list(CLUSTER_METHODS), choices=CLUSTER_METHODS)
     parser.add_argument("--cluster_candidates", type=int, default=DEFAULT_CLUSTER_CANDIDATES)
+    parser.add_argument("--bootstrap", type=int, default=200, help="draws of the BIN bootstrap; 0: none")
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="proposed per query (identify)")
     parser.add_argument("--model", default="kmer:6", help="the embedding that proposes candidates (kmer:K or a folder)")
     parser.add_argument("--relatives_model", default=DEFAULT_RELATIVES_MODEL,
@@ -375,8 +401,8 @@ def main() -> None:
             for name in dict.fromkeys(result["data"] for result in results):
                 print(summary(results, name), flush=True)
         if "cluster" in args.sections:
-            print("\n| data | barcodes | n | BINs | method | identity | clusters | AMI | seconds |\n"
-                  "|---|---|---:|---:|---|---:|---:|---:|---:|", flush=True)  # fmt: skip
+            print(f"\n| data | barcodes | n | BINs | method | identity | clusters | AMI | seconds | {DEFAULT_ROW} minus "
+                  "this row [95% BIN bootstrap] |\n|---|---|---:|---:|---|---:|---:|---:|---:|---:|", flush=True)  # fmt: skip
             for name, path, names in clustering_sets(args, clustering):
                 if wanted(name):
                     for line in cluster_rows(name, path, names, encoder, args, folder):

@@ -6,7 +6,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 
-from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
+from barcodemae.clustering import (
+    bootstrap_ami_differences, centroid_clusters, identity_clusters, threshold_clusters,
+)
 from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.errors import UserError
@@ -119,6 +121,16 @@ def test_identity_clusters_recover_bins_better_than_cosine(fixture_path):
     assert by_identity > by_cosine and by_identity > 0.95
 
 
+
+def test_bootstrap_ami_differences_count_a_merge_only_where_both_groups_are_drawn():
+    truth = np.array(["BIN A", "BIN A", "BIN B", "BIN B"])
+    perfect, merged = np.array([0, 0, 1, 1]), np.array([0, 0, 0, 0])
+    differences = bootstrap_ami_differences(truth, perfect, [merged, perfect], draws=200, seed=3)
+    assert differences.shape == (200, 2) and not differences[:, 1].any()  # a clustering against itself: 0
+    # both BINs drawn (half the draws): 1 - 0; one drawn twice: two copies, each its own BIN and cluster: 1 - 1
+    assert set(np.round(differences[:, 0], 9)) == {0.0, 1.0} and 0.35 < differences[:, 0].mean() < 0.65
+    assert np.array_equal(differences, bootstrap_ami_differences(truth, perfect, [merged, perfect], 200, seed=3))
+
 def test_rules_best_hit_lca_and_vote():
     """One reference of genus A nearest the query, four of genus B a little farther: the best hit says A at every
     rank (the default), the vote of the 5 nearest says B, lca abstains where hits within its margin disagree."""
@@ -158,6 +170,7 @@ def test_overlap_identity_does_not_charge_an_overhang():
     gene = random_barcode(np.random.default_rng(1), 700)
     left, right = gene[:500], gene[100:650]  # 400 nt in common, each hangs over an end of the other
     assert alignment_identity(left, right) < 0.85 and overlap_alignment(left, right) == (1.0, 400)
+    assert overlap_alignment(gene[200:], gene[:550]) == (1.0, 350)  # the shorter hangs over the longer's end
     mismatch = right[:200] + {"A": "C", "C": "G", "G": "T", "T": "A"}[right[200]] + right[201:]
     assert overlap_identity(left, mismatch) == pytest.approx(1 - 1 / 400)
     assert overlap_identity(left, right, min_overlap=450) == alignment_identity(left, right)  # too little overlap
