@@ -21,6 +21,9 @@ two barcodes can only end in one average-linkage cluster if a chain of pairs clo
 (each merge joins clusters with a mean distance below it, so with at least one such pair). So the barcodes are first
 split into the connected components of the "closer than the threshold" graph (chunked similarity products), then
 each component is clustered on its own (scipy's average linkage). Single linkage is the components themselves.
+
+`bootstrap_ami_differences`: how sure a difference in AMI between two clusterings of the same barcodes is (a paired
+bootstrap over the true groups; benchmarks/bench_densities.py prints its 95% interval beside every row).
 """
 
 from __future__ import annotations
@@ -219,8 +222,8 @@ def _by_first_appearance(labels: np.ndarray) -> np.ndarray:
 def bootstrap_ami_differences(
     truth: np.ndarray, clusters: np.ndarray, others: list[np.ndarray], draws: int, seed: int = 0,
 ) -> np.ndarray:
-    """AMI(truth, clusters) - AMI(truth, other) for each of `others`, on `draws` paired bootstrap resamplings of the
-    true groups (e.g. BINs): groups are drawn with replacement and every copy of a group is a group of its own, with
+    """AMI(truth, clusters) - AMI(truth, other) for each of `others` (integer cluster numbers, like `clusters`), on
+    `draws` paired bootstrap resamplings of the true groups (e.g. BINs): groups are drawn with replacement and every copy of a group is a group of its own, with
     its own copies of the clusters, so a merge of two groups counts only where both are drawn (once per copy they
     share). Shape (draws, len(others)); seeded."""
     from sklearn.metrics import adjusted_mutual_info_score

@@ -121,7 +121,6 @@ def test_identity_clusters_recover_bins_better_than_cosine(fixture_path):
     assert by_identity > by_cosine and by_identity > 0.95
 
 
-
 def test_bootstrap_ami_differences_count_a_merge_only_where_both_groups_are_drawn():
     truth = np.array(["BIN A", "BIN A", "BIN B", "BIN B"])
     perfect, merged = np.array([0, 0, 1, 1]), np.array([0, 0, 0, 0])
@@ -130,6 +129,7 @@ def test_bootstrap_ami_differences_count_a_merge_only_where_both_groups_are_draw
     # both BINs drawn (half the draws): 1 - 0; one drawn twice: two copies, each its own BIN and cluster: 1 - 1
     assert set(np.round(differences[:, 0], 9)) == {0.0, 1.0} and 0.35 < differences[:, 0].mean() < 0.65
     assert np.array_equal(differences, bootstrap_ami_differences(truth, perfect, [merged, perfect], 200, seed=3))
+
 
 def test_rules_best_hit_lca_and_vote():
     """One reference of genus A nearest the query, four of genus B a little farther: the best hit says A at every
