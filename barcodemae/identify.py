@@ -241,14 +241,23 @@ def prefer_species_matches(
         raise UserError("a relatives embedding needs the reference's barcodes (ranking by alignment identity)")
     if relatives.candidates < 1:
         raise UserError(f"the number of relative candidates must be at least 1, got {relatives.candidates}")
+    distant = np.flatnonzero(ranked[1][:, 0] < relatives.species_match)
+    if not len(distant):
+        return ranked
+    found = ranked_neighbours(relatives.reference, relatives.query_vectors[distant],
+                              [query_sequences[row] for row in distant], relatives.candidates, progress)  # fmt: skip
+    return with_rows_replaced(ranked, distant, found)
+
+
+def with_rows_replaced(
+    ranked: tuple[np.ndarray, np.ndarray], rows: np.ndarray, found: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of `ranked` (indices, similarities) whose `rows` are `found` instead, cut to its width; a row of fewer
+    ends in index -1, similarity -inf ("no neighbour")."""
     indices, similarities = (array.copy() for array in ranked)
-    distant = np.flatnonzero(similarities[:, 0] < relatives.species_match)
-    if len(distant):
-        found = ranked_neighbours(relatives.reference, relatives.query_vectors[distant],
-                                  [query_sequences[row] for row in distant], relatives.candidates, progress)  # fmt: skip
-        width = min(found[0].shape[1], indices.shape[1])
-        indices[distant], similarities[distant] = -1, -np.inf  # fewer candidates: "no neighbour" after them
-        indices[distant, :width], similarities[distant, :width] = (array[:, :width] for array in found)
+    width = min(found[0].shape[1], indices.shape[1])
+    indices[rows], similarities[rows] = -1, -np.inf
+    indices[rows, :width], similarities[rows, :width] = (array[:, :width] for array in found)
     return indices, similarities
 
 

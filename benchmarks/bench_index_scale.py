@@ -165,7 +165,7 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
     from barcodemae.encoders import load_encoder
     from barcodemae.identify import (
         DEFAULT_CANDIDATES, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, DEFAULT_SPECIES_MATCH,
-        _rank_by_identity, assign,
+        _rank_by_identity, assign, with_rows_replaced,
     )
     from barcodemae.index import load_index
 
@@ -195,10 +195,7 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
           "references too) and search")
     found = _rank_by_identity(reference.sequences, far, proposed, reference.measure, False)
     stage(f"alignment identity of their {DEFAULT_RELATIVE_CANDIDATES} relative candidates")
-    indices[distant], similarities[distant] = -1, -np.inf
-    width = found[0].shape[1]
-    indices[distant, :width], similarities[distant, :width] = found
-    assign(reference, indices, similarities)
+    assign(reference, *with_rows_replaced((indices, similarities), distant, found))
     stage("assign")
     return "\n".join(f"| {name} | {seconds:.2f} |" for name, seconds in stages.items())
 
