@@ -101,18 +101,30 @@ def split_by_average_linkage(
     `identity`; `known`: {(i, j): identity} of the pairs aligned already, completed here."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
-    counts = np.bincount(components)
-    members = np.split(np.argsort(components, kind="stable"), np.cumsum(counts)[:-1])  # each in ascending order
-    groups = [group.tolist() for group in members if 3 <= len(group) <= largest]
-    within = [[(first, second) for at, first in enumerate(group) for second in group[at + 1 :]] for group in groups]
-    missing = sorted({pair for pairs in within for pair in pairs} - known.keys())
-    if missing:
-        known.update(zip(missing, identities([(sequences[a], sequences[b]) for a, b in missing], measure, progress)))
     local = np.zeros(len(components), dtype=np.int64)
-    for group, pairs in zip(groups, within):  # pairs in scipy's condensed order
+    for group in small_components(components, sequences, measure, largest, known, progress):
+        pairs = [(first, second) for at, first in enumerate(group) for second in group[at + 1 :]]  # condensed order
         merges = linkage(np.array([1.0 - known[pair] for pair in pairs]), method="average")
         local[group] = fcluster(merges, t=1.0 - identity + 1e-9, criterion="distance") - 1
     return components * largest + local  # local < the component's size <= largest
+
+
+def small_components(
+    components: np.ndarray, sequences: list[str], measure: str, largest: int, known: dict, progress: bool,
+) -> list[list[int]]:
+    """The members (ascending) of each component of 3 to `largest` barcodes, with `known` ({(i, j): identity}, i < j)
+    completed to all pairs within them: the pairs not aligned yet are aligned here, in one batch."""
+    groups = [group.tolist() for group in members_by_label(components) if 3 <= len(group) <= largest]
+    within = {(first, second) for group in groups for at, first in enumerate(group) for second in group[at + 1 :]}
+    missing = sorted(within - known.keys())
+    if missing:
+        known.update(zip(missing, identities([(sequences[a], sequences[b]) for a, b in missing], measure, progress)))
+    return groups
+
+
+def members_by_label(labels: np.ndarray) -> list[np.ndarray]:
+    """The indices holding each label 0..max(labels) (non-negative integers), each in ascending order."""
+    return np.split(np.argsort(labels, kind="stable"), np.cumsum(np.bincount(labels))[:-1])
 
 
 def centroid_clusters(
@@ -223,22 +235,25 @@ def bootstrap_ami_differences(
     truth: np.ndarray, clusters: np.ndarray, others: list[np.ndarray], draws: int, seed: int = 0,
 ) -> np.ndarray:
     """AMI(truth, clusters) - AMI(truth, other) for each of `others` (integer cluster numbers, like `clusters`), on
-    `draws` paired bootstrap resamplings of the true groups (e.g. BINs): groups are drawn with replacement and every copy of a group is a group of its own, with
-    its own copies of the clusters, so a merge of two groups counts only where both are drawn (once per copy they
-    share). Shape (draws, len(others)); seeded."""
+    `draws` paired bootstrap resamplings of the true groups (e.g. BINs): groups are drawn with replacement and every
+    copy of a group is a group of its own, with its own copies of the clusters, so a merge of two groups counts only
+    where both are drawn (once per copy they share). Shape (draws, len(others)); seeded."""
     from sklearn.metrics import adjusted_mutual_info_score
 
     groups = np.unique(np.asarray(truth), return_inverse=True)[1]
-    counts = np.bincount(groups)
-    members = np.split(np.argsort(groups, kind="stable"), np.cumsum(counts)[:-1])
+    members, sizes = members_by_label(groups), np.bincount(groups)
     rng, differences = np.random.default_rng(seed), np.empty((draws, len(others)))
     for draw in range(draws):
         drawn = np.sort(rng.integers(0, len(members), len(members)))
         copy = np.arange(len(drawn)) - np.searchsorted(drawn, drawn)  # how many times drawn before
         rows = np.concatenate([members[group] for group in drawn])
-        copies = np.repeat(copy, counts[drawn])
-        resampled = groups[rows] * len(drawn) + copies
-        ours = adjusted_mutual_info_score(resampled, clusters[rows] * len(drawn) + copies)
+        copies = np.repeat(copy, sizes[drawn])
+
+        def copied(labels: np.ndarray) -> np.ndarray:  # each drawn copy's labels apart from the other copies'
+            return labels[rows] * len(drawn) + copies
+
+        resampled = copied(groups)
+        ours = adjusted_mutual_info_score(resampled, copied(clusters))
         for column, other in enumerate(others):
-            differences[draw, column] = ours - adjusted_mutual_info_score(resampled, other[rows] * len(drawn) + copies)
+            differences[draw, column] = ours - adjusted_mutual_info_score(resampled, copied(other))
     return differences

@@ -46,9 +46,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from barcodemae.alignment import identities, overlap_identity  # noqa: E402
+from barcodemae.alignment import overlap_identity  # noqa: E402
 from barcodemae.clustering import (  # noqa: E402
-    DEFAULT_CLUSTER_CANDIDATES, candidate_pairs, centroid_clusters, joined_components, split_by_average_linkage,
+    DEFAULT_CLUSTER_CANDIDATES, candidate_pairs, centroid_clusters, joined_components, small_components,
+    split_by_average_linkage,
 )
 from barcodemae.data import FIXTURE  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
@@ -152,14 +153,10 @@ def minimax_linkage(distances: np.ndarray, cut: float) -> np.ndarray:
 def minimax_within(components: np.ndarray, barcodes: tuple, identity: float, small: int, known: dict) -> np.ndarray:
     """`components` with each one of 3 to `small` barcodes split by minimax linkage on all its pairwise identities
     (`known` completed in place)."""
-    sequences, local = barcodes[1], np.zeros(len(components), dtype=np.int64)
-    counts = np.bincount(components)
-    for component in np.flatnonzero((counts > 2) & (counts <= small)):
-        members = np.flatnonzero(components == component).tolist()
-        missing = [(a, b) for at, a in enumerate(members) for b in members[at + 1 :] if (a, b) not in known]
-        known.update(zip(missing, identities([(sequences[a], sequences[b]) for a, b in missing], "overlap")))
-        alike = np.array([[known[min(a, b), max(a, b)] if a != b else 1.0 for b in members] for a in members])
-        local[members] = minimax_linkage(1.0 - alike, 1.0 - identity + 1e-9)
+    local = np.zeros(len(components), dtype=np.int64)
+    for group in small_components(components, barcodes[1], "overlap", small, known, False):
+        alike = np.array([[known[min(a, b), max(a, b)] if a != b else 1.0 for b in group] for a in group])
+        local[group] = minimax_linkage(1.0 - alike, 1.0 - identity + 1e-9)
     return components * small + local
 
 

@@ -289,27 +289,25 @@ def cluster_rows(dataset: str, path: Path, names: list[str], encoder, args, fold
         elif "vsearch" in args.tools:
             rows += [(f"VSEARCH {command}", *vsearch_clusters(sequences, identity, folder, command, sizes))
                      for command in ("--cluster_fast", "--cluster_size")]  # fmt: skip
-        for (name, clusters, seconds), beside in zip(rows, beside_default(bins, rows, args.bootstrap, args.seed)):
-            ami = 100 * adjusted_mutual_info_score(bins, clusters)
+        amis = [100 * adjusted_mutual_info_score(bins, clusters) for _, clusters, _ in rows]
+        besides = beside_default(bins, rows, amis, args.bootstrap, args.seed)
+        for (name, clusters, seconds), ami, beside in zip(rows, amis, besides):
             yield f"{where} {name} | {identity} | {clusters.max() + 1} | {ami:.1f} | {seconds:.1f} | {beside} |"
 
 
-def beside_default(bins: np.ndarray, rows: list, draws: int, seed: int) -> list[str]:
-    """For each of `rows` (name, clusters, seconds): the AMI x100 of the default row minus its own, with a 95% paired
-    bootstrap interval over BINs of `draws` (0: none); "" for the default row, and for all without one."""
-    from sklearn.metrics import adjusted_mutual_info_score
-
-    default = next((clusters for name, clusters, _ in rows if name == DEFAULT_ROW), None)
-    if default is None:
+def beside_default(bins: np.ndarray, rows: list, amis: list[float], draws: int, seed: int) -> list[str]:
+    """For each of `rows` (name, clusters, seconds; AMI x100 `amis`): the default row's AMI minus its own, with a 95%
+    paired bootstrap interval over BINs of `draws` (0: none); "" for the default row, and for all without one."""
+    names = [name for name, _, _ in rows]
+    if DEFAULT_ROW not in names:
         return [""] * len(rows)
+    default = names.index(DEFAULT_ROW)
     others = [clusters for name, clusters, _ in rows if name != DEFAULT_ROW]
-    intervals = [""] * len(others)
+    intervals = iter([""] * len(others))
     if others and draws:
-        differences = 100 * bootstrap_ami_differences(bins, default, others, draws, seed)
-        intervals = [f" [{low:+.1f}, {high:+.1f}]" for low, high in np.percentile(differences, [2.5, 97.5], axis=0).T]
-    ours, intervals = 100 * adjusted_mutual_info_score(bins, default), iter(intervals)
-    return ["" if name == DEFAULT_ROW else f"{ours - 100 * adjusted_mutual_info_score(bins, clusters):+.1f}{next(intervals)}"
-            for name, clusters, _ in rows]  # fmt: skip
+        differences = 100 * bootstrap_ami_differences(bins, rows[default][1], others, draws, seed)
+        intervals = iter(f" [{low:+.1f}, {high:+.1f}]" for low, high in np.percentile(differences, [2.5, 97.5], axis=0).T)
+    return ["" if at == default else f"{amis[default] - ami:+.1f}{next(intervals)}" for at, ami in enumerate(amis)]
 
 
 def ours_clusterings(vectors: np.ndarray, sequences: list[str], sizes: np.ndarray, identity: float, args):
