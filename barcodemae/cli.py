@@ -346,9 +346,10 @@ def command_cluster(args) -> None:
     elif args.identity:
         average_up_to = args.average_up_to if args.method == "average" else 0
         clusters = identity_clusters(vectors, records.sequences, args.identity, args.candidates, not args.no_progress,
-                                     args.measure, average_up_to)  # fmt: skip
+                                     args.measure, average_up_to, args.least_silhouette)  # fmt: skip
         rule = f"single linkage at {args.identity:g} {args.measure} identity over {args.candidates} candidates"
-        rule += f", average linkage within components of up to {average_up_to}" if average_up_to else ""
+        rule += (f", average linkage within components of up to {average_up_to} where the split's silhouette is above "
+                 f"{args.least_silhouette:g}" if average_up_to else "")  # fmt: skip
     else:
         clusters = threshold_clusters(vectors, args.threshold, args.linkage)
         rule = f"{args.linkage} linkage at cosine distance {args.threshold:g}"
@@ -438,8 +439,8 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     the whole transformers modelling stack: seconds of start-up the other commands do not need)."""
     from barcodemae.alignment import DEFAULT_MEASURE, IDENTITY_MEASURES
     from barcodemae.clustering import (
-        DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LINKAGE, DEFAULT_METHOD,
-        DEFAULT_THRESHOLD, LINKAGES, METHODS, ORDERS,
+        DEFAULT_AVERAGE_UP_TO, DEFAULT_CLUSTER_CANDIDATES, DEFAULT_IDENTITY, DEFAULT_LEAST_SILHOUETTE, DEFAULT_LINKAGE,
+        DEFAULT_METHOD, DEFAULT_THRESHOLD, LINKAGES, METHODS, ORDERS,
     )
     from barcodemae.identify import (
         DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_NEIGHBOURS, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RULE,
@@ -518,12 +519,16 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
                          help="join barcodes at least this alike (alignment identity); 0: cosine clustering instead")
     cluster.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                          help="average: single linkage on identity over the candidates, then each component of up "
-                         "to --average_up_to barcodes split by average linkage on all its identities; single: single "
-                         "linkage alone; centroid: greedy centroid clustering like VSEARCH --cluster_size / "
-                         "--cluster_fast (see --order)")
+                         "to --average_up_to barcodes split by average linkage on all its identities where the split "
+                         "is clear (--least_silhouette); single: single linkage alone; centroid: greedy centroid "
+                         "clustering like VSEARCH --cluster_size / --cluster_fast (see --order)")
     cluster.add_argument("--average_up_to", type=POSITIVE_INT, default=DEFAULT_AVERAGE_UP_TO,
                          help="with --method average: the largest component split by average linkage (larger ones "
                          "are kept whole: well-sampled BINs)")
+    cluster.add_argument("--least_silhouette", default=DEFAULT_LEAST_SILHOUETTE,
+                         type=_number(float, lambda value: -1.0 <= value <= 1.0, "must be from -1 to 1"),
+                         help="with --method average: a component's split is kept only where its mean silhouette "
+                         "(on 1 - identity) is above this; -1: every split")
     cluster.add_argument("--order", choices=ORDERS, default=ORDERS[0],
                          help="with --method centroid: most abundant (identical barcodes counted) or longest first")
     cluster.add_argument("--measure", choices=list(IDENTITY_MEASURES), default=DEFAULT_MEASURE, help=measure_help)

@@ -3,11 +3,13 @@
 `identity_clusters`: single linkage on alignment identity: each barcode's `candidates` cosine-nearest barcodes are
 aligned to it and pairs at least `identity` alike are joined; clusters are the connected components. With
 `average_up_to` (20 by default, as in `barcodemae cluster`), each component of at most that many barcodes is then split
-by average linkage on all its pairwise identities, cut at `identity`. Single linkage chains: two BINs joined by one
-barcode alike both become one cluster. Where BINs are sampled by a few barcodes each, such chains are most of its
-errors, and greedy centroids (VSEARCH) beat it; in a well-sampled BIN, chaining is what joins its diverse barcodes,
-and centroids split it. Large components are such BINs, small ones mostly the chains, so average linkage splits
-only the small ones (chosen on validation sets of every sampling density, benchmarks/bench_cluster_refinements.py).
+by average linkage on all its pairwise identities, cut at `identity`, and the split is kept where its mean silhouette
+is above `least_silhouette` (0.6), as BOLD's RESL accepts a refinement of single linkage by its silhouette. Single
+linkage chains: two BINs joined by one barcode alike both become one cluster. Where BINs are sampled by a few barcodes
+each, such chains are most of its errors, and greedy centroids (VSEARCH) beat it; in a well-sampled BIN, chaining is
+what joins its diverse barcodes, and centroids split it. Large components are such BINs, small ones mostly the chains,
+so average linkage splits only the small ones, and only into groups clearly apart (chosen on validation sets of every
+sampling density, benchmarks/bench_cluster_refinements.py).
 
 `centroid_clusters`: greedy centroid clustering on alignment identity, as VSEARCH's `--cluster_size` /
 `--cluster_fast` and UCLUST do: barcodes in order of decreasing abundance (identical barcodes counted), then length;
@@ -41,7 +43,7 @@ DEFAULT_THRESHOLD = 0.1  # cosine distance; chosen on the shared data's val spli
 DEFAULT_CLUSTER_CANDIDATES = 20
 METHODS = ("average", "single", "centroid")
 # chosen with kmer:6 on ten validation sets of every sampling density (benchmarks/bench_cluster_refinements.py)
-DEFAULT_METHOD, DEFAULT_IDENTITY, DEFAULT_AVERAGE_UP_TO = "average", 0.98, 20
+DEFAULT_METHOD, DEFAULT_IDENTITY, DEFAULT_AVERAGE_UP_TO, DEFAULT_LEAST_SILHOUETTE = "average", 0.98, 20, 0.6
 ORDERS = ("abundance", "length")
 
 
@@ -73,13 +75,14 @@ def candidate_pairs(vectors: np.ndarray, candidates: int) -> list[tuple[int, int
 def identity_clusters(
     vectors: np.ndarray, sequences: list[str], identity: float = DEFAULT_IDENTITY,
     candidates: int = DEFAULT_CLUSTER_CANDIDATES, progress: bool = False, measure: str = DEFAULT_MEASURE,
-    average_up_to: int = DEFAULT_AVERAGE_UP_TO,
+    average_up_to: int = DEFAULT_AVERAGE_UP_TO, least_silhouette: float = DEFAULT_LEAST_SILHOUETTE,
 ) -> np.ndarray:
     """Cluster number (0.., in order of first appearance) of each barcode: single linkage on alignment identity
     (`measure`) over each barcode's `candidates` (at least 1) cosine-nearest barcodes (`vectors` propose, identity
     decides). `average_up_to`: each component of 3 to that many barcodes is then split by average linkage on all
-    its pairwise identities (two groups stay joined while on average at least `identity` alike); larger ones stay
-    whole; 0: single linkage alone."""
+    its pairwise identities (two groups stay joined while on average at least `identity` alike), a split kept where
+    its mean silhouette is above `least_silhouette` (-1: every split); larger ones stay whole; 0: single linkage
+    alone."""
     _check_identity_clustering(vectors, identity, candidates)
     identity_measure(measure)  # an unknown measure fails before the neighbour search
     pairs = candidate_pairs(vectors, candidates)
@@ -89,24 +92,39 @@ def identity_clusters(
     components = joined_components(rows, columns, len(vectors))
     if average_up_to >= 3:
         known = dict(zip(pairs, alike))
-        components = split_by_average_linkage(components, sequences, identity, measure, average_up_to, known, progress)
+        components = split_by_average_linkage(components, sequences, identity, measure, average_up_to, known, progress,
+                                              least_silhouette)  # fmt: skip
     return _by_first_appearance(components)
 
 
 def split_by_average_linkage(
     components: np.ndarray, sequences: list[str], identity: float, measure: str, largest: int, known: dict,
-    progress: bool,
+    progress: bool, least_silhouette: float = DEFAULT_LEAST_SILHOUETTE,
 ) -> np.ndarray:
     """`components` with each one of 3 to `largest` barcodes split by average linkage on identity, cut at
-    `identity`; `known`: {(i, j): identity} of the pairs aligned already, completed here."""
+    `identity`, where the split's mean silhouette is above `least_silhouette`; `known`: {(i, j): identity} of the
+    pairs aligned already, completed here."""
     from scipy.cluster.hierarchy import fcluster, linkage
 
     local = np.zeros(len(components), dtype=np.int64)
     for group in small_components(components, sequences, measure, largest, known, progress):
         pairs = [(first, second) for at, first in enumerate(group) for second in group[at + 1 :]]  # condensed order
-        merges = linkage(np.array([1.0 - known[pair] for pair in pairs]), method="average")
-        local[group] = fcluster(merges, t=1.0 - identity + 1e-9, criterion="distance") - 1
+        distances = np.array([1.0 - known[pair] for pair in pairs])
+        split = fcluster(linkage(distances, method="average"), t=1.0 - identity + 1e-9, criterion="distance") - 1
+        if split.max() > 0 and mean_silhouette(distances, split) > least_silhouette:
+            local[group] = split
     return components * largest + local  # local < the component's size <= largest
+
+
+def mean_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette (Rousseeuw 1987) of a partition of at least 2 groups, on condensed `distances`; a member alone
+    in its group scores 0."""
+    from scipy.spatial.distance import squareform
+    from sklearn.metrics import silhouette_score
+
+    if labels.max() + 1 == len(labels):  # every member alone
+        return 0.0
+    return float(silhouette_score(squareform(distances), labels, metric="precomputed"))
 
 
 def small_components(

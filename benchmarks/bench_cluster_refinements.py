@@ -20,6 +20,9 @@ at each identity every method clusters the graph of the pairs at least that alik
   (`centroid_clusters`: most abundant first, same identity and candidates), larger ones are kept;
 - `average within components`: each component of at most `S` barcodes is split by average linkage on all its
   pairwise identities, cut at the identity (`barcodemae cluster`'s default, S = 20), larger ones are kept;
+- `average within components <= S, silhouette > s`: the same, but a component's split is kept only where its mean
+  silhouette (Rousseeuw 1987, on 1 - identity; a barcode alone in its group scores 0) is above `s`, as RESL accepts
+  a refinement of single linkage by its silhouette; others stay whole;
 - `minimax within components`: the same with minimax linkage (Bien & Tibshirani 2011): two groups are joined while
   one of their barcodes (a prototype) is at least the identity alike every other, VSEARCH's centroid guarantee
   without its greedy order.
@@ -125,10 +128,11 @@ def centroids_within(components: np.ndarray, barcodes: tuple, identity: float, s
     return components * small + local  # local < the component's size <= small
 
 
-def average_within(components: np.ndarray, barcodes: tuple, identity: float, small: int, known: dict) -> np.ndarray:
-    """`components` with each one of 3 to `small` barcodes split by average linkage (`known`: the identities aligned
-    so far, completed in place)."""
-    return split_by_average_linkage(components, barcodes[1], identity, "overlap", small, known, False)
+def average_within(components: np.ndarray, barcodes: tuple, identity: float, small: int, known: dict,
+                   least: float = -1.0) -> np.ndarray:  # fmt: skip
+    """`components` with each one of 3 to `small` barcodes split by average linkage, each split kept where its mean
+    silhouette is above `least` (`known`: the identities aligned so far, completed in place)."""
+    return split_by_average_linkage(components, barcodes[1], identity, "overlap", small, known, False, least)
 
 
 def minimax_linkage(distances: np.ndarray, cut: float) -> np.ndarray:
@@ -214,6 +218,7 @@ METHODS += [(f"mutual m {m}", mutual, {"m": m}) for m in (3, 5, 10)]
 SMALL_COMPONENTS = (3, 4, 6, 8, 12)
 AVERAGED_COMPONENTS = (10, 15, 20, 30)
 MINIMAX_COMPONENTS = (10, 20, 50)
+GATED_COMPONENTS, SILHOUETTES = (20, 30), (0.5, 0.6, 0.7)
 
 
 def main() -> None:
@@ -258,6 +263,12 @@ def main() -> None:
                                               (vectors, sequences, sizes), identity, small, known)  # fmt: skip
                     found[identity, f"average within components <= {small}", name] = (
                         len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
+                for small in GATED_COMPONENTS:
+                    for least in SILHOUETTES:
+                        clusters = average_within(single(len(sequences), pairs, alike, identity),
+                                                  (vectors, sequences, sizes), identity, small, known, least)
+                        found[identity, f"average within components <= {small}, silhouette > {least}", name] = (
+                            len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
                 for small in MINIMAX_COMPONENTS:
                     clusters = minimax_within(single(len(sequences), pairs, alike, identity),
                                               (vectors, sequences, sizes), identity, small, known)  # fmt: skip

@@ -312,8 +312,10 @@ def test_identify_rule_lca_abstains_where_best_calls_and_measure_infix_is_the_li
 @pytest.mark.parametrize(
     "options, rule",
     [
-        ([], "single linkage at 0.98 overlap identity over 20 candidates, average linkage within components of up to 20"),
-        (["--average_up_to", "5"], "average linkage within components of up to 5"),
+        ([], "single linkage at 0.98 overlap identity over 20 candidates, average linkage within components of up to 20 "
+         "where the split's silhouette is above 0.6"),
+        (["--average_up_to", "5"], "average linkage within components of up to 5 where"),
+        (["--least_silhouette", "-1"], "where the split's silhouette is above -1"),
         (["--method", "single", "--identity", "0.97"], "single linkage at 0.97 overlap identity over 20 candidates);"),
         (["--method", "centroid"], "greedy centroids by abundance at 0.98 overlap identity over 20 candidates"),
     ],
@@ -333,6 +335,7 @@ def test_cluster_methods_are_the_library(tmp_path, fixture_path, capsys, options
     expected = {
         (): lambda: identity_clusters(vectors, sequences),
         ("--average_up_to", "5"): lambda: identity_clusters(vectors, sequences, average_up_to=5),
+        ("--least_silhouette", "-1"): lambda: identity_clusters(vectors, sequences, least_silhouette=-1.0),
         ("--method", "single", "--identity", "0.97"): lambda: identity_clusters(vectors, sequences, 0.97, average_up_to=0),
         ("--method", "centroid"): lambda: centroid_clusters(vectors, sequences),
     }[tuple(options)]()

@@ -184,9 +184,9 @@ def test_overlap_identity_does_not_charge_an_overhang():
 
 def test_average_linkage_and_centroids_break_the_chain_single_linkage_makes():
     """b0 ~ b1 97.3%, b1 ~ b2 98.3%, b0 ~ b2 95.7%: single linkage at 97% chains all three; average linkage within the
-    component leaves b0 out (96.1% alike the others on average) unless the component is larger than it splits;
-    greedy centroids keep every member at least 97% alike its centroid, and which centroids are founded depends on the
-    order."""
+    component leaves b0 out (96.1% alike the others on average) unless the component is larger than it splits or the
+    split's silhouette (0.598, b1 sits between) is not above the least asked (0.6 by default); greedy centroids keep
+    every member at least 97% alike its centroid, and which centroids are founded depends on the order."""
     rng = np.random.default_rng(0)
     b0 = random_barcode(rng, 300)
     b1 = substituted(b0, rng, 8)
@@ -194,8 +194,10 @@ def test_average_linkage_and_centroids_break_the_chain_single_linkage_makes():
     sequences = [b0, b1, b2, b2, b2]  # b2 three times: the most abundant
     vectors = kmer_embeddings(sequences, 4)
     assert list(identity_clusters(vectors, sequences, 0.97, candidates=4, average_up_to=0)) == [0, 0, 0, 0, 0]
-    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4)) == [0, 1, 1, 1, 1]
-    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4, average_up_to=4)) == [0, 0, 0, 0, 0]
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4, least_silhouette=0.59)) == [0, 1, 1, 1, 1]
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4)) == [0, 0, 0, 0, 0]
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=4, average_up_to=4, least_silhouette=-1)) == [
+        0, 0, 0, 0, 0]
     assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4, order="length")) == [0, 0, 1, 1, 1]
     assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4)) == [0, 1, 1, 1, 1]  # b2 founds first
     weights = np.array([1, 10, 1, 1, 1])  # given abundances: b1 founds first, and both others are 97% alike it
@@ -203,6 +205,21 @@ def test_average_linkage_and_centroids_break_the_chain_single_linkage_makes():
     assert list(centroid_clusters(vectors, sequences, 0.97, candidates=4, block_size=2)) == [0, 1, 1, 1, 1]
     with pytest.raises(UserError, match="order must be one of abundance, length"):
         centroid_clusters(vectors, sequences, order="random")
+
+
+def test_average_linkage_split_of_two_groups_apart_is_kept():
+    """Two groups of three (each within 98.7% alike), joined at 97% by one pair 97.3% alike and otherwise 96-96.7%
+    alike: single linkage joins them, average linkage splits them, and the split's silhouette (0.75) keeps it at the
+    default least silhouette, not at 0.8."""
+    rng = np.random.default_rng(1)
+    first = random_barcode(rng, 300)
+    second = substituted(first, rng, 8)
+    sequences = [first, substituted(first, rng, 2), substituted(first, rng, 2)]
+    sequences += [second, substituted(second, rng, 2), substituted(second, rng, 2)]
+    vectors = kmer_embeddings(sequences, 4)
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=5, average_up_to=0)) == [0] * 6
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=5)) == [0, 0, 0, 1, 1, 1]
+    assert list(identity_clusters(vectors, sequences, 0.97, candidates=5, least_silhouette=0.8)) == [0] * 6
 
 
 def test_centroid_clusters_recover_the_fixture_bins(fixture_path):
