@@ -19,10 +19,10 @@ at each identity every method clusters the graph of the pairs at least that alik
 - `centroids within components`: each component of at most `S` barcodes is re-clustered by greedy centroids
   (`centroid_clusters`: most abundant first, same identity and candidates), larger ones are kept;
 - `average within components`: each component of at most `S` barcodes is split by average linkage on all its
-  pairwise identities, cut at the identity (`barcodemae cluster`'s default, S = 20), larger ones are kept;
+  pairwise identities, cut at the identity, larger ones are kept (every split kept: `--least_silhouette -1`);
 - `average within components <= S, silhouette > s`: the same, but a component's split is kept only where its mean
   silhouette (Rousseeuw 1987, on 1 - identity; a barcode alone in its group scores 0) is above `s`, as RESL accepts
-  a refinement of single linkage by its silhouette; others stay whole;
+  a refinement of single linkage by its silhouette; others stay whole (`barcodemae cluster`'s default: S 20, s 0.6);
 - `minimax within components`: the same with minimax linkage (Bien & Tibshirani 2011): two groups are joined while
   one of their barcodes (a prototype) is at least the identity alike every other, VSEARCH's centroid guarantee
   without its greedy order.
