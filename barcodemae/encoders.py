@@ -49,24 +49,27 @@ def kmer_embeddings(sequences: Sequence[str], k: int, chunk_cells: int = 1 << 23
     rows_per_chunk = max(1, chunk_cells // 4**k)
     for start in range(0, len(sequences), rows_per_chunk):
         chunk = sequences[start : start + rows_per_chunk]
-        block = out[start : start + len(chunk)]
-        block[:] = _kmer_counts(chunk, k).reshape(len(chunk), 4**k)
-        block /= np.maximum(block.sum(1, keepdims=True), 1)
+        _fill_frequencies(out[start : start + len(chunk)], _kmer_cells(chunk, k))
     return out
 
 
-def _kmer_counts(sequences: Sequence[str], k: int) -> np.ndarray:
-    """Flat (len(sequences) * 4^k) k-mer counts: the sequences joined, windows crossing a boundary left out."""
+def _kmer_cells(sequences: Sequence[str], k: int) -> np.ndarray:
+    """Each k-mer's flat cell (row * 4^k + k-mer): the sequences joined, windows crossing a boundary left out."""
     lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     codes = NUCLEOTIDE_CODE[np.frombuffer("".join(sequences).encode("ascii", "replace"), dtype=np.uint8)]
     if len(codes) < k:
-        return np.zeros(len(sequences) * 4**k, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64)
     windows = np.lib.stride_tricks.sliding_window_view(codes, k)
     row = np.repeat(np.arange(len(sequences)), lengths)[: len(windows)]
     ends = np.cumsum(lengths)[row]
     keep = (windows < 4).all(1) & (np.arange(len(windows)) + k <= ends)
-    values = row[keep] * 4**k + windows[keep] @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
-    return np.bincount(values, minlength=len(sequences) * 4**k)
+    return row[keep] * 4**k + windows[keep] @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64))
+
+
+def _fill_frequencies(block: np.ndarray, cells: np.ndarray) -> None:
+    """`block` (rows x columns) set to each row's frequencies of `cells` (flat: row * columns + column)."""
+    block[:] = np.bincount(cells, minlength=block.size).reshape(block.shape)
+    block /= np.maximum(block.sum(1, keepdims=True), 1)
 
 
 # The invertebrate mitochondrial code (NCBI table 5), codons in ACGT order (AAA, AAC, ..., TTT); "*" a stop. The
@@ -116,9 +119,7 @@ def amino_acid_embeddings(sequences: Sequence[str], k: int, chunk_size: int = 20
         windows = np.lib.stride_tricks.sliding_window_view(residues, k, axis=1)
         keep = (windows < len(AMINO_ACIDS)).all(2)
         rows = np.broadcast_to(np.arange(len(residues))[:, None], keep.shape)[keep]
-        block = out[start : start + len(residues)]
-        block[:] = np.bincount(rows * out.shape[1] + windows[keep] @ powers, minlength=block.size).reshape(block.shape)
-        block /= np.maximum(block.sum(1, keepdims=True), 1)
+        _fill_frequencies(out[start : start + len(residues)], rows * out.shape[1] + windows[keep] @ powers)
     return out
 
 
