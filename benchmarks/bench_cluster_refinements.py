@@ -129,7 +129,7 @@ def centroids_within(components: np.ndarray, barcodes: tuple, identity: float, s
 
 
 def average_within(components: np.ndarray, barcodes: tuple, identity: float, small: int, known: dict,
-                   least: float = -1.0) -> np.ndarray:  # fmt: skip
+                   least: float) -> np.ndarray:  # fmt: skip
     """`components` with each one of 3 to `small` barcodes split by average linkage, each split kept where its mean
     silhouette is above `least` (`known`: the identities aligned so far, completed in place)."""
     return split_by_average_linkage(components, barcodes[1], identity, "overlap", small, known, False, least)
@@ -216,9 +216,10 @@ METHODS += [(f"bridges m {m}, delta {delta}", bridges, {"m": m, "delta": delta})
             for m in (2, 3, 5) for delta in (0.0025, 0.005, 0.01)]  # fmt: skip
 METHODS += [(f"mutual m {m}", mutual, {"m": m}) for m in (3, 5, 10)]
 SMALL_COMPONENTS = (3, 4, 6, 8, 12)
-AVERAGED_COMPONENTS = (10, 15, 20, 30)
+# (largest component split, least silhouette a split must exceed: -1 keeps every split)
+AVERAGED_COMPONENTS = [(small, -1.0) for small in (10, 15, 20, 30)]
+AVERAGED_COMPONENTS += [(small, least) for small in (20, 30) for least in (0.5, 0.6, 0.7)]
 MINIMAX_COMPONENTS = (10, 20, 50)
-GATED_COMPONENTS, SILHOUETTES = (20, 30), (0.5, 0.6, 0.7)
 
 
 def main() -> None:
@@ -250,34 +251,23 @@ def main() -> None:
             for identity in args.identities if theirs is not None else ():
                 print(f"  single linkage at {identity}: {diagnosis(bins, pairs, alike, identity, theirs)}", flush=True)
             for identity in args.identities:
-                for method, cluster, options in METHODS:
-                    clusters = cluster(len(sequences), pairs, alike, identity, **options)
-                    found[identity, method, name] = (clusters.max() + 1, 100 * adjusted_mutual_info_score(bins, clusters))
-                for small in SMALL_COMPONENTS:
-                    clusters = centroids_within(single(len(sequences), pairs, alike, identity),
-                                                (vectors, sequences, sizes), identity, small)  # fmt: skip
-                    found[identity, f"centroids within components <= {small}", name] = (
-                        len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
-                for small in AVERAGED_COMPONENTS:
-                    clusters = average_within(single(len(sequences), pairs, alike, identity),
-                                              (vectors, sequences, sizes), identity, small, known)  # fmt: skip
-                    found[identity, f"average within components <= {small}", name] = (
-                        len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
-                for small in GATED_COMPONENTS:
-                    for least in SILHOUETTES:
-                        clusters = average_within(single(len(sequences), pairs, alike, identity),
-                                                  (vectors, sequences, sizes), identity, small, known, least)
-                        found[identity, f"average within components <= {small}, silhouette > {least}", name] = (
-                            len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
-                for small in MINIMAX_COMPONENTS:
-                    clusters = minimax_within(single(len(sequences), pairs, alike, identity),
-                                              (vectors, sequences, sizes), identity, small, known)  # fmt: skip
-                    found[identity, f"minimax within components <= {small}", name] = (
-                        len(set(clusters.tolist())), 100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
-                for command in ("--cluster_fast", "--cluster_size") if have("vsearch") else ():
-                    clusters = vsearch_clusters(sequences, identity, folder, command, sizes)[0]
-                    found[identity, f"VSEARCH {command}", name] = (clusters.max() + 1,
-                                                                   100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
+                components, barcodes = single(len(sequences), pairs, alike, identity), (vectors, sequences, sizes)
+                rows = [(method, cluster(len(sequences), pairs, alike, identity, **options))
+                        for method, cluster, options in METHODS]  # fmt: skip
+                rows += [(f"centroids within components <= {small}", centroids_within(components, barcodes, identity,
+                                                                                     small))
+                         for small in SMALL_COMPONENTS]  # fmt: skip
+                rows += [(f"average within components <= {small}" + (f", silhouette > {least}" if least > -1 else ""),
+                          average_within(components, barcodes, identity, small, known, least))
+                         for small, least in AVERAGED_COMPONENTS]  # fmt: skip
+                rows += [(f"minimax within components <= {small}", minimax_within(components, barcodes, identity,
+                                                                                 small, known))
+                         for small in MINIMAX_COMPONENTS]  # fmt: skip
+                rows += [(f"VSEARCH {command}", vsearch_clusters(sequences, identity, folder, command, sizes)[0])
+                         for command in (("--cluster_fast", "--cluster_size") if have("vsearch") else ())]  # fmt: skip
+                for method, clusters in rows:
+                    found[identity, method, name] = (len(np.unique(clusters)),
+                                                     100 * adjusted_mutual_info_score(bins, clusters))  # fmt: skip
     names = [name for name, *_ in sets]
     for identity in args.identities:
         print(f"\nidentity {identity} (clusters, AMI)\n| method | {' | '.join(names)} | mean AMI | >= VSEARCH |\n"
