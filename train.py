@@ -95,6 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 "as alignment identity does (ours; default 0: off); batches then hold k-mer neighbours")
     objective.add_argument("--identity_temperature", type=float, default=None, help="default 0.01")
     objective.add_argument("--identity_embedding_temperature", type=float, default=None, help="default 0.05")
+    objective.add_argument("--distillation_teacher", default=None,
+                           help="targets of that term: identity (alignment identity, the default) or a non-learned "
+                                "encoder spec whose cosine similarities are taught, e.g. kmer:6+aa:3")
     objective.add_argument("--identity_neighbours", type=int, default=7,
                            help="with identity distillation: barcodes each anchor brings into its batch, drawn from "
                                 "its --identity_neighbour_pool nearest by 6-mer profile")
@@ -127,18 +130,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="auto: eager on CPU (its backward is faster there than SDPA's, see BENCHMARKS.md), else sdpa")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--logging_steps", type=int, default=10)
-    train.add_argument("--eval_steps", type=int, default=None, help="default: at every checkpoint and at the end")
+    train.add_argument("--eval_steps", type=int, default=None,
+                       help="validate every N steps and at the end; default: --checkpointing_steps (0: only at the end)")
     train.add_argument("--checkpointing_steps", type=int, default=250)
     train.add_argument("--save_total_limit", type=int, default=2, help="checkpoints kept (0 or less: all)")
     train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
                        help="`latest` (the newest output_dir/checkpoints/step_N, if any) or a checkpoint folder")
     train.add_argument("--probe_file", default=None,
                        help="BIOSCAN-5M-layout file: every --probe_steps, 1-NN probes of the encoder's features on a "
-                            "fixed subsample of its train / test / test_unseen splits go to metrics.jsonl")
+                            "fixed subsample of its train keys and --probe_splits queries go to metrics.jsonl")
     train.add_argument("--probe_steps", type=int, default=None,
                        help="default: --checkpointing_steps (0: only before the first step and after the last)")
+    train.add_argument("--probe_splits", choices=("val", "test"), default="val",
+                       help="probe queries: val / val_unseen (where recipes are chosen) or test / test_unseen")
     train.add_argument("--probe_keys", type=int, default=4000, help="train barcodes in the probe subsample")
-    train.add_argument("--probe_queries", type=int, default=1000, help="test and test_unseen barcodes, each")
+    train.add_argument("--probe_queries", type=int, default=1000, help="seen- and unseen-species query barcodes, each")
     train.add_argument("--report_to", choices=("auto", "tensorboard", "none"), default="auto",
                        help="auto: TensorBoard when it is installed")
     hub = parser.add_argument_group("hub")
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
     started, first_step = time.perf_counter(), completed_steps
     model.train()
     window = training.LoggingWindow(accelerator.device)
-    eval_every = args.eval_steps or args.checkpointing_steps
+    eval_every = args.checkpointing_steps if args.eval_steps is None else args.eval_steps  # 0: only at the end
     last_eval = None
     epoch = completed_steps // steps_per_epoch
     last_step = completed_steps >= max_steps  # resumed at the very end

@@ -9,9 +9,13 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from barcodemae.errors import UserError, run_main
+from barcodemae.errors import UserError, command_line_spelling, run_main
 
 DEFAULT_MODEL = "kmer:6"  # the best encoder measured so far for assignment and clustering (README: Results)
+MODEL_SPECS = ("kmer:K, aa:K, a model folder or Hub id (NAME@LAYER: that layer), or such specs joined by + "
+               "(kmer:6+aa:3: each a unit vector, side by side)")
+INDEX_MODEL = ("the index's own where it is kmer:K, aa:K or the bundled model (another must be named: an index "
+               "does not choose what runs)")  # how a model that an index names loads (`search.store.index_model`)
 DESCRIPTION = """DNA barcodes (COI) to vectors with BarcodeMAE or k-mer frequencies, and what the vectors are for:
 species-to-order identification from a labelled reference, BIN-like clusters, the BIOSCAN-5M frozen-feature
 evaluation. Barcodes come from FASTA, CSV, TSV or parquet files (.gz ok)."""
@@ -66,8 +70,11 @@ def _add_input(parser: argparse.ArgumentParser, name: str = "input", splits: str
 
 def _add_embedding_options(parser) -> None:
     """The options every command that embeds barcodes has (`parser`: a parser or an argument group)."""
-    from barcodemae.data import BAD_SEQUENCE_POLICIES
+    from barcodemae.data import BAD_SEQUENCE_POLICIES, MAX_NUCLEOTIDES
 
+    parser.add_argument("--max_length", type=_int_at_least(0), default=MAX_NUCLEOTIDES,
+                        help="nucleotides kept per barcode, the first ones once cleaned (BIOSCAN-5M's input): what "
+                        "every encoder embeds, what is aligned and indexed; 0: all")  # fmt: skip
     parser.add_argument("--layer", type=LAYER, default=None,
                         help="pool hidden state L (0 = embeddings, -1 = the last); default: the layer the model's "
                         "config pools (BarcodeMAE's pooling_layer), else the last")  # fmt: skip
@@ -99,7 +106,7 @@ def _add_calibration(parser: argparse.ArgumentParser, measure_help: str, index_n
 
 
 def _add_search(parser: argparse.ArgumentParser, what: str) -> None:
-    from barcodemae.index import COMPACT_DIMS, COMPACT_MIN_REFERENCES, SEARCHES
+    from barcodemae.search.projection import COMPACT_DIMS, COMPACT_MIN_REFERENCES, SEARCHES
 
     parser.add_argument("--search", choices=SEARCHES, default=SEARCHES[0],
                         help=f"how {what} are searched: exact: cosine on the model's own vectors; compact: on a "
@@ -113,7 +120,7 @@ def _add_relatives(parser: argparse.ArgumentParser, note: str) -> None:
 
     parser.add_argument("--relatives_model", default=None,
                         help="with --rank_by identity: a second embedding that proposes the candidates of queries whose "
-                        "best hit is below identify's --species_match (kmer:K, aa:K, a model folder, or none): more "
+                        "best hit is below identify's --species_match (a --model spec, or none): more "
                         "genera and families right for species missing from the reference (docs/identification.md); "
                         f"default: {DEFAULT_RELATIVES_MODEL}, amino-acid 3-mers of the translated barcode{note}")
 
@@ -124,31 +131,40 @@ def _add_model(parser: argparse.ArgumentParser, model_help: str | None = None) -
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None if model_help else DEFAULT_MODEL,
-                       help=model_help or "kmer:K, a model folder or Hub id, NAME@LAYER")
+                       help=model_help or MODEL_SPECS)
     group.add_argument("--precision", choices=("auto", *PRECISIONS), default="auto",
                        help="auto: bf16 autocast on GPUs and CPUs with bf16 instructions, else fp32; int8: dynamic "
                        "int8 linear layers on the CPU (1.5-1.7x on AVX2 CPUs, BENCHMARKS.md)")  # fmt: skip
     group.add_argument("--sequence_column", default=None, help="default: dna_barcode, nucleotides or sequence")
     group.add_argument("--id_column", default=None, help="default: processid, sampleid, id or record_id, else the row")
+    _add_trust(group)
     _add_embedding_options(group)
 
 
-def _encoder(args, model: str | None = None):
-    """The encoder of --model (`model` when that is not given)."""
+def _add_trust(parser) -> None:
+    parser.add_argument("--trust_remote_code", action="store_true",
+                        help="run the Python code that a model folder or Hub repository ships (auto_map in its config) "
+                        "for a model other than BarcodeMAE, which loads through this package's own classes: only for "
+                        "models whose code you trust")  # fmt: skip
+
+
+def _encoder(args, model: str | None = None, revision: str | None = None):
+    """The encoder of --model (`model` when that is not given; `revision`: its Hub revision)."""
     from barcodemae.encoders import auto_precision, load_encoder, non_learned_encoder
 
     name = args.model or model or DEFAULT_MODEL
-    if args.no_progress and non_learned_encoder(name) is None:  # kmer:K and aa:K import no transformers
+    if args.no_progress and non_learned_encoder(name) is None:  # kmer:K, aa:K (joined by +) import no transformers
         from transformers.utils.logging import disable_progress_bar
 
         disable_progress_bar()  # the weight-loading bar
     precision = auto_precision(args.device) if args.precision == "auto" else args.precision
-    return load_encoder(name, args.layer, device=args.device, batch_size=args.batch_size, precision=precision)
+    return load_encoder(name, args.layer, device=args.device, trust_remote_code=args.trust_remote_code,
+                        revision=revision, batch_size=args.batch_size, precision=precision)  # fmt: skip
 
 
-def _encoder_named(args, name: str):
+def _encoder_named(args, name: str, revision: str | None = None):
     """The encoder of model `name` with the other embedding options of `args` (a second encoder: relatives)."""
-    return _encoder(argparse.Namespace(**{**vars(args), "model": name}))
+    return _encoder(argparse.Namespace(**{**vars(args), "model": name}), revision=revision)
 
 
 def _embed(encoder, sequences, args, label: str):
@@ -159,8 +175,8 @@ def _read(path: str, splits, args, encoder, **options):
     """The barcodes of `path` that `encoder` can embed (`read_records`; bad ones per --on_bad_sequence)."""
     from barcodemae.files import read_records
 
-    return read_records(path, splits, args.sequence_column, args.id_column, min_run=encoder.min_run,
-                        on_bad_sequence=args.on_bad_sequence, **options)  # fmt: skip
+    return read_records(path, splits, args.sequence_column, args.id_column, max_length=args.max_length,
+                        min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence, **options)  # fmt: skip
 
 
 def command_embed(args) -> None:
@@ -172,7 +188,8 @@ def command_embed(args) -> None:
     encoder = _encoder(args)
     started = time.perf_counter()
     scan = lambda: scan_records([args.input], args.splits, args.sequence_column, args.id_column,  # noqa: E731
-                                min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence)  # fmt: skip
+                                max_length=args.max_length, min_run=encoder.min_run,
+                                on_bad_sequence=args.on_bad_sequence)  # fmt: skip
     shards = embed_to_shards(scan, encoder, parts_folder(output), args.shard_size, progress=not args.no_progress)
     if shards.processes.rank != 0:
         shards.processes.close()  # waits for rank 0 to write the output
@@ -195,7 +212,7 @@ def _reference_selection(paths: Sequence[str], args, encoder):
     from barcodemae.identify import RANKS
 
     selection = scan_records(paths, args.reference_splits, args.sequence_column, args.id_column, RANKS, True,
-                             min_run=encoder.min_run, on_bad_sequence=args.on_bad_sequence)  # fmt: skip
+                             args.max_length, encoder.min_run, args.on_bad_sequence)  # fmt: skip
     for file in selection.files:
         if not any(file.label_columns.values()):
             raise UserError(f"{file.path}: no label column: the reference needs one of {', '.join(RANKS)}")
@@ -203,10 +220,11 @@ def _reference_selection(paths: Sequence[str], args, encoder):
 
 
 def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 0, relatives=None):
-    """A new index of the reference files `paths` (`index.build_index`; None on processes other than the first) and
-    how many repeated barcodes it left out; `shard_size` 0: the default; `relatives`: the relatives encoder."""
+    """A new index of the reference files `paths` (`search.index.build_index`; None on processes other than the
+    first) and how many repeated barcodes it left out; `shard_size` 0: the default; `relatives`: the relatives
+    encoder."""
     from barcodemae.embedding_job import DEFAULT_SHARD_SIZE
-    from barcodemae.index import build_index
+    from barcodemae.search.index import build_index
 
     scanned = []  # rank 0's selection
 
@@ -215,17 +233,19 @@ def _build_index(folder, paths: Sequence[str], args, encoder, shard_size: int = 
         return scanned[0]
 
     index = build_index(folder, encoder, scan, args.measure, args.quantile, args.rank_by, not args.no_progress,
-                        [str(path) for path in paths], args.search, shard_size or DEFAULT_SHARD_SIZE,
+                        [Path(path).name for path in paths], args.search, shard_size or DEFAULT_SHARD_SIZE,
                         relatives)  # fmt: skip
     return index, scanned[0].repeated if scanned else 0
 
 
 def _loaded_index(args):
-    """The index of --index and its encoder (--model, by default the index's; refused when it is another)."""
-    from barcodemae.index import load_index
+    """The index of --index and its encoder: --model, by default the index's own where an index may load it
+    (`search.store.index_model`); the index refuses another (`ReferenceIndex.check_encoder`)."""
+    from barcodemae.search.index import load_index
+    from barcodemae.search.store import index_model
 
     index = load_index(args.index)
-    return index, _encoder(args, index.settings["encoder"]["name"])
+    return index, _encoder_named(args, *index_model(index.folder, index.settings["encoder"], args.model, "--model"))
 
 
 def command_identify(args) -> None:
@@ -304,7 +324,8 @@ def command_index_build(args) -> None:
 
 def command_index_add(args) -> None:
     from barcodemae.files import read_selected
-    from barcodemae.index import add_to_index, load_index
+    from barcodemae.search.index import add_to_index, load_index
+    from barcodemae.search.store import index_model
 
     started = time.perf_counter()
     args.index = args.folder
@@ -312,7 +333,8 @@ def command_index_add(args) -> None:
     args.reference_splits = args.splits
     selection = _reference_selection(args.references, args, encoder)
     stored = index.settings.get("relatives")
-    relatives = None if stored is None else _encoder_named(args, stored["name"])
+    relatives = None if stored is None else _encoder_named(
+        args, *index_model(index.folder, stored, args.relatives_model, "--relatives_model"))
     added, held = add_to_index(index, encoder, read_selected(selection), not args.no_progress, relatives)
     index = load_index(args.folder, verify="none")
     print(f"added {added} barcodes to {args.folder} ({held} already in the index and {selection.repeated} repeated in the "
@@ -321,7 +343,7 @@ def command_index_add(args) -> None:
 
 
 def command_index_info(args) -> None:
-    from barcodemae.index import load_index
+    from barcodemae.search.index import load_index
 
     print(load_index(args.folder, verify="all").describe())
 
@@ -331,7 +353,7 @@ def command_cluster(args) -> None:
 
     from barcodemae.clustering import centroid_clusters, identity_clusters, threshold_clusters
     from barcodemae.files import check_output_path, write_table
-    from barcodemae.index import embed_for_search, search_space
+    from barcodemae.search.projection import embed_for_search, search_space
 
     output = check_output_path(args.output, (".tsv", ".txt"))
     encoder = _encoder(args)
@@ -376,26 +398,24 @@ def command_evaluate(args) -> None:
     report = evaluate(args.models, args.data_file, args.output_dir, cache_dir=args.cache_dir,
                       progress=not args.no_progress, plots=not args.no_plots, **options)  # fmt: skip
     print(report["table"])
-    print(f"\nwritten: {args.output_dir}/results.md, results.json, umap_*.png")
+    print(f"\nwritten: {args.output_dir}/results.md, results.json{'' if args.no_plots else ', umap_*.png'}")
 
 
 def _evaluate_parser(parser: argparse.ArgumentParser) -> None:
     from barcodemae.data import FIXTURE
     from barcodemae.encoders import PRECISIONS
 
-    parser.add_argument("--models", nargs="+", required=True, help="kmer:K, a model folder or Hub id, optionally @LAYER")
+    parser.add_argument("--models", nargs="+", required=True, help=MODEL_SPECS)
     parser.add_argument("--data_file", default=str(FIXTURE), help="BIOSCAN-5M-layout metadata (the bundled fixture)")
     parser.add_argument("--output_dir", default="outputs/probes", help="results.md, results.json, umap_*.png")
     parser.add_argument("--cache_dir", default=None, help="embedding cache (default: OUTPUT_DIR/cache)")
     parser.add_argument("--all_layers", action="store_true", help="probe every layer (one forward pass per batch)")
     parser.add_argument("--reading_frames", action="store_true", help="average the embeddings over start offsets 0..k-1")
+    _add_trust(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (the default here, unlike the other commands' auto: numbers that compare across "
                         "machines); bf16 = autocast (fast on GPUs and AMX CPUs); int8 = dynamic int8 linear layers "
                         "(CPU)")  # fmt: skip
-    parser.add_argument("--max_length", type=POSITIVE_INT, default=None,
-                        help="nucleotides kept per barcode; default: all of them (a model's tokenizer still keeps "
-                        "only its own maximum, 660 for BarcodeMAE)")  # fmt: skip
     parser.add_argument("--train_split", default="train", help="keys and training set: seen species")
     parser.add_argument("--test_split", default="test", help="queries of seen species")
     parser.add_argument("--unseen_split", default="test_unseen", help="queries of species not in --train_split")
@@ -486,8 +506,7 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
                           help="the candidates the relatives embedding proposes for each such query")
     identify.add_argument("--species_match", type=OPEN_FRACTION, default=DEFAULT_SPECIES_MATCH,
                           help="the identity from which a best hit counts as a species-level match")
-    _add_model(identify, "kmer:K, a model folder or Hub id, NAME@LAYER; with --index, the index's model "
-               f"(default: {DEFAULT_MODEL})")
+    _add_model(identify, f"{MODEL_SPECS} (default: {DEFAULT_MODEL}); with --index, {INDEX_MODEL}")
 
     index = _command(commands, "index", "a saved reference for identify --index: build, add, info", None)
     index_commands = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
@@ -506,7 +525,9 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     add.add_argument("folder", help="an index folder made by barcodemae index build")
     add.add_argument("references", nargs="+", help="FASTA, CSV, TSV or parquet files of labelled barcodes (.gz ok)")
     _add_reference_splits(add, "--splits")
-    _add_model(add, "the index's model (the default; another one is refused)")
+    add.add_argument("--relatives_model", default=None,
+                     help=f"the model of the index's stored relatives vectors; by default {INDEX_MODEL}")
+    _add_model(add, f"the index's model (another is refused); by default {INDEX_MODEL}")
     info = _command(index_commands, "info", "what an index holds, its settings and sizes (files checked)",
                     command_index_info)  # fmt: skip
     info.add_argument("folder", help="an index folder")
@@ -555,15 +576,19 @@ def build_parser(convert_arguments: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Sequence[str] | None) -> None:
+def _main(argv: Sequence[str] | None, options: set[str]) -> None:
+    """Parse and run a command; `options` gets the names of the command's options (what its messages may name)."""
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(convert_arguments=words[:1] == ["convert"]).parse_args(words)
+    options.update(vars(args))
     args.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `barcodemae` console script."""
-    return run_main(_main, argv)
+    """The `barcodemae` console script. Its messages name options as flags, and only the flags the command has
+    (`evaluate` has no --sequence_column)."""
+    options: set[str] = set()
+    return run_main(lambda words: _main(words, options), argv, command_line_spelling(options))
 
 
 if __name__ == "__main__":

@@ -13,23 +13,29 @@ unknown: "" and "NA" stay what they are, never NaN.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
 import hashlib
 import logging
 import os
 import re
+import stat
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from alphabet_barcodemae import MAX_NUCLEOTIDES, find_invalid_character
 
-from barcodemae.errors import UserError, UserFileNotFoundError
+from barcodemae.errors import Option, UserError, UserFileNotFoundError
 
 logger = logging.getLogger(__name__)
 
 SEQUENCE_COLUMNS = ("dna_barcode", "nucleotides", "sequence")  # auto-detected, in this order
+ID_COLUMNS = ("processid", "sampleid", "id", "record_id")  # the first one a file has names its records
 FASTA_SUFFIXES = (".fa", ".fasta", ".fas", ".fna")
 BAD_SEQUENCE_POLICIES = ("error", "skip")
 _BATCH = 10_000
@@ -48,14 +54,90 @@ def _suffix(path: Path) -> str:
     return Path(name).suffix
 
 
-def clean_barcode(sequence: str | None, max_length: int = MAX_NUCLEOTIDES) -> str:
-    """Upper-case, drop whitespace and alignment gaps, strip trailing N, keep the first `max_length` nucleotides."""
+def clean_barcode(sequence: str | None, max_length: int | None = MAX_NUCLEOTIDES) -> str:
+    """Upper-case, drop whitespace and alignment gaps, strip trailing N, keep the first `max_length` nucleotides (by
+    default `MAX_NUCLEOTIDES`, BIOSCAN-5M's input, what every encoder reads; 0 or None: all of them)."""
     sequence = "".join((sequence or "").split()).replace("-", "").replace(".", "").upper().rstrip("N")
-    return sequence[:max_length].rstrip("N")
+    return sequence[: max_length or None].rstrip("N")
 
 
 def _open_text(path: Path):
     return gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)
+
+
+# The compressions a file can start with (magic bytes); only gzip is read, and only from a file named .gz.
+COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd",
+                b"PK\x03\x04": "zip"}  # fmt: skip
+
+
+def _compression(path: Path) -> str | None:
+    """The compression `path`'s first bytes announce (`COMPRESSIONS`), None for none or an unreadable file."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(6)
+    except OSError:
+        return None
+    return next((name for magic, name in COMPRESSIONS.items() if start.startswith(magic)), None)
+
+
+def _read_problem(path: Path, error: BaseException) -> str | None:
+    """What is wrong with the file `path` where reading it raised `error` (or an error `error` was raised from:
+    `datasets` wraps them), said for the user; None for an error that is not about the file."""
+    import pyarrow as pa  # only here, on an error: reading a text file never needs it
+
+    causes, seen = [], error
+    while seen is not None and seen not in causes:
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for cause in causes:
+        if isinstance(cause, EOFError):
+            return "the compressed data ends too early: the file is truncated (an interrupted download or copy?)"
+        if isinstance(cause, (gzip.BadGzipFile, zlib.error)):
+            compression = _compression(path)
+            if compression != "gzip":
+                what = f"compressed with {compression}, not gzip" if compression else "not gzip-compressed"
+                return f"{what}, though its name ends in .gz"
+            return f"corrupt gzip data ({cause})"
+        if isinstance(cause, UnicodeDecodeError):
+            compression = _compression(path)
+            if compression == "gzip":
+                return "gzip-compressed, but its name does not end in .gz (rename it to end in .gz)"
+            if compression is not None:
+                return f"compressed with {compression}, which is not read: decompress it, or compress it with gzip (.gz)"
+            return "not UTF-8 text: a binary file, or text in another encoding (save it as UTF-8)"
+        if isinstance(cause, IsADirectoryError):
+            return "a folder, not a file"
+        if isinstance(cause, PermissionError):
+            return "cannot be read: permission denied"
+        if isinstance(cause, pd.errors.ParserError):
+            return f"not a well-formed table: {cause}"
+        if isinstance(cause, pa.ArrowException):
+            return f"not a parquet file, or a corrupt or truncated one ({cause})"
+        if isinstance(cause, OSError) and cause.errno in _READ_ERRNOS and cause.filename in (None, str(path)):
+            return f"cannot be read: {cause.strerror or cause}"
+    return None
+
+
+# The errors of reading a file (not, say, of writing the `datasets` cache: ENOSPC is about another disk).
+_READ_ERRNOS = {errno.EIO, errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ESTALE}
+
+
+@contextmanager
+def reading(path: Path, done: Callable[[], int] | None = None) -> Iterator[None]:
+    """Where `path` is read: an error of its reading (truncated or corrupt compressed data, not text, not parquet, a
+    malformed table, unreadable) becomes one `UserError` naming the file and, where `done()` says how many records
+    were read whole, the last one. Any other error passes through."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        problem = _read_problem(path, error)
+        if problem is None:
+            raise
+        read = done() if done is not None else 0
+        unit = "record" if _suffix(path) in FASTA_SUFFIXES else "data row"
+        raise UserError(f"{path}: {problem}" + (f" (read up to {unit} {read})" if read else "")) from error
 
 
 def _read_header(path: Path, delimiter: str) -> list[str]:
@@ -80,22 +162,27 @@ def _sniff_delimiter(path: Path) -> str:
     return "\t" if header.count("\t") > header.count(",") else ","
 
 
-def _fasta_records(path: str, mtime: float, size: int):
-    """(processid, sequence) per FASTA record; the id is the header's first word, up to a `|` (BOLD headers)."""
+def _fasta_records(path: str, mtime: float, size: int, lines: bool = False):
+    """(processid, sequence) per FASTA record; the id is the header's first word, up to a `|` (BOLD headers). With
+    `lines`, `line` too: the header's line number (1-based)."""
     del mtime, size  # only part of the cache key: a changed file is read again
-    header, chunks = None, []
+    header, chunks, start = None, [], 0
+
+    def record():
+        return {"processid": header, "sequence": "".join(chunks), **({"line": start} if lines else {})}
+
     with _open_text(Path(path)) as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             line = line.strip()
             if line.startswith(">"):
                 if header is not None:
-                    yield {"processid": header, "sequence": "".join(chunks)}
+                    yield record()
                 words = line[1:].split()
-                header, chunks = (words[0].split("|")[0] if words else ""), []
+                header, chunks, start = (words[0].split("|")[0] if words else ""), [], number
             elif line:
                 chunks.append(line)
     if header is not None:
-        yield {"processid": header, "sequence": "".join(chunks)}
+        yield record()
 
 
 def check_fasta_start(path: Path) -> None:
@@ -151,11 +238,22 @@ def _standardise(batch: dict, indices: list[int], sequence_column: str, columns:
 
 
 def check_input_file(path: str | os.PathLike, on_bad_sequence: str) -> Path:
-    """`path` as a Path, if it is a non-empty file and `on_bad_sequence` a policy; else a `UserError`."""
+    """`path` as a Path, if it is a non-empty file this user can read and `on_bad_sequence` a policy; else a
+    `UserError` saying which it is not."""
     path = Path(path)
-    if not path.is_file():
-        raise UserFileNotFoundError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise UserFileNotFoundError(f"{path}: no such file") from None
+    except OSError as error:  # a folder on the way that this user cannot enter, a link loop, ...
+        raise UserError(f"{path}: cannot be read: {error.strerror or error}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise UserError(f"{path}: a folder, not a file: give a barcode file (FASTA, CSV, TSV or parquet)")
+    if not stat.S_ISREG(status.st_mode):
+        raise UserError(f"{path}: not a regular file (a pipe or a device?): it is read twice, save it to a file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: cannot be read: permission denied")
+    if status.st_size == 0:
         raise UserError(f"{path}: the file is empty")
     _check_bad_sequence_policy(on_bad_sequence)
     return path
@@ -170,7 +268,7 @@ def resolve_columns(path: Path, found: list[str], sequence_column: str | None, c
         if sequence_column is None:
             raise UserError(
                 f"{path}: no sequence column: looked for {', '.join(SEQUENCE_COLUMNS)}; the file has the columns "
-                f"{', '.join(found)} (pass sequence_column / --sequence_column)"
+                f"{', '.join(found)}", " (name it with ", Option("sequence_column"), ")"
             )
     elif sequence_column not in found:
         raise UserError(f"{path}: no column {sequence_column!r}; the file has the columns {', '.join(found)}")
@@ -213,7 +311,8 @@ def load_barcodes(
     path = check_input_file(path, on_bad_sequence)
     splits = [splits] if isinstance(splits, str) else (None if splits is None else list(splits))
     columns = list(dict.fromkeys(columns))
-    dataset, found = _raw_dataset(path, cache_dir)
+    with reading(path):
+        dataset, found = _raw_dataset(path, cache_dir)
     sequence_column = resolve_columns(path, found, sequence_column, columns, splits)
     columns += [name for name in optional_columns if name in found and name not in columns]
     keep = columns + (["split"] if splits is not None and "split" not in columns else [])
@@ -301,9 +400,13 @@ def validate_sequences(
     raise invalid_sequence_error(path, first["row"], first["sequence"], source_column, len(bad), len(dataset))
 
 
+SKIP_BAD = Option("on_bad_sequence", "skip")  # what gets past a bad barcode
+
+
 def invalid_sequence_error(path: str | os.PathLike, row: int, sequence: str, source_column: str, bad: int,
-                           selected: int) -> UserError:  # fmt: skip
-    """The error about the first bad sequence (`sequence`, at `row`), `bad` of the `selected` rows being bad."""
+                           selected: int, id_column: str | None = None) -> UserError:  # fmt: skip
+    """The error about the first bad sequence (`sequence`, at data row `row`, named by its `id_column`: `_where`),
+    `bad` of the `selected` rows being bad."""
     position, character = _problem(sequence)
     what = (
         "an empty sequence"
@@ -312,14 +415,23 @@ def invalid_sequence_error(path: str | os.PathLike, row: int, sequence: str, sou
         f"RYSWKMBDHVN, gap or whitespace) in {sequence[max(0, position - 10) : position + 10]!r}"
     )
     return UserError(
-        f"{_where(path, row)}, column {source_column!r}: {what}. {bad} of {selected} selected "
-        "rows have a bad sequence; fix the file or skip them with on_bad_sequence='skip' (--on_bad_sequence skip)"
+        f"{_where(path, row, id_column)}, column {source_column!r}: {what}. {bad} of {selected} selected "
+        "rows have a bad sequence; fix the file", " or skip them with ", SKIP_BAD
     )
 
 
-def _where(path: str | os.PathLike, row: int) -> str:
-    """How a message names a row: "file: row 3", or "file: record 3" in a FASTA file."""
-    return f"{path}: {'record' if _suffix(Path(path)) in FASTA_SUFFIXES else 'row'} {row}"
+def _where(path: str | os.PathLike, row: int, id_column: str | None = None) -> str:
+    """How a message names data row `row` (1-based, the header not counted) so that a user finds it: by its id
+    (`id_column`, by default the first of `ID_COLUMNS` the file has) and, in a FASTA file, its header's line:
+    "file: row 3 (processid 'ABC-1')", "file: record 3 (>ABC-1, line 7)"; "file: row 3" where there is no id."""
+    from barcodemae.files import row_names  # files reads through this module: imported here, on an error only
+
+    path = Path(path)
+    column, name, line = row_names(path, row, id_column)
+    if _suffix(path) in FASTA_SUFFIXES:
+        names = ([f">{name}"] if name else []) + ([f"line {line}"] if line else [])
+        return f"{path}: record {row}" + (f" ({', '.join(names)})" if names else "")
+    return f"{path}: row {row}" + (f" ({column} {name!r})" if name else "")
 
 
 def unambiguous_run(min_run: int) -> re.Pattern:
@@ -360,14 +472,14 @@ def check_embeddable(
 
 
 def unembeddable_error(path: str | os.PathLike, row: int, cleaned: str, min_run: int, dropped: int,
-                       selected: int) -> UserError:  # fmt: skip
-    """The error about the first barcode (`cleaned`, at `row`) without `min_run` unambiguous nucleotides in a row."""
+                       selected: int, id_column: str | None = None) -> UserError:  # fmt: skip
+    """The error about the first barcode (`cleaned`, at data row `row`, named by its `id_column`: `_where`) without
+    `min_run` unambiguous nucleotides in a row."""
     shown = repr(cleaned) if len(cleaned) <= 30 else f"{cleaned[:30]!r}..."
     return UserError(
-        f"{_where(path, row)}: the barcode {shown} ({len(cleaned)} nt once cleaned) has no {min_run} "
+        f"{_where(path, row, id_column)}: the barcode {shown} ({len(cleaned)} nt once cleaned) has no {min_run} "
         f"unambiguous nucleotides (A, C, G, T) in a row: too short or too ambiguous to embed. {dropped} of "
-        f"{selected} selected rows are like it; fix the file or skip them with on_bad_sequence='skip' "
-        "(--on_bad_sequence skip)"
+        f"{selected} selected rows are like it; fix the file", " or skip them with ", SKIP_BAD
     )
 
 

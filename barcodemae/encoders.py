@@ -1,14 +1,17 @@
 """Encoders: one interface for every way of turning barcodes into vectors.
 
-    encoder = load_encoder("checkpoints/barcodemae-4x256-bold")   # any AutoModel folder or Hub id, `path@LAYER`
+    encoder = load_encoder("checkpoints/barcodemae-4x256-bold")   # a model folder or Hub id, `path@LAYER`
     encoder = load_encoder("kmer:6")                               # overlapping 6-mer frequencies
     encoder = load_encoder("aa:3")                                 # amino-acid 3-mer frequencies of the translation
+    encoder = load_encoder("kmer:6+aa:3")                          # both, each a unit vector, side by side
     vectors = encoder.embed(sequences)                             # (N, D) float32, in the input order
 
 A transformers encoder pools the chosen hidden state by its mean over the k-mer tokens (padding excluded), batches
 sequences sorted by length, runs under `torch.inference_mode` and, with `precision="bf16"`, bf16 autocast
 (`"int8"`: a copy with int8 dynamically quantized linear layers, CPU only). BarcodeMAE models run only the layers
-up to the deepest one pooled (`up_to_layer`): the shipped checkpoint pools layer 0, the embedding output.
+up to the deepest one pooled (`up_to_layer`): the shipped checkpoint pools layer 0, the embedding output. Loading
+runs no code of a model's folder: BarcodeMAE models load through this package's own classes, other models' own
+code (auto_map) runs only with `trust_remote_code` (`load_model`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import torch
 from alphabet_barcodemae import BASE_CODES, FRAME_FIRST_CODON, FrameLocator
 
 from barcodemae.errors import UserError, UserFileNotFoundError
+from barcodemae.neighbours import unit_rows
 
 PRECISIONS = ("fp32", "bf16", "int8")
 KMER_SPEC = re.compile(r"kmer:(\d+)")
 AMINO_ACID_SPEC = re.compile(r"aa:(\d+)")
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "barcodemae-4x256-bold"  # in a clone of the repo
+FINGERPRINT_VERSION = 2  # 2: the config as it states itself (`_stated_config`); 1 hashed where it was loaded from
 
 NUCLEOTIDE_CODE = np.frombuffer(BASE_CODES, np.uint8).astype(np.int64)  # byte -> 0..3 (A C G T, U as T), 4 = other
 
@@ -242,11 +248,24 @@ def _hash_update_tensors(digest, state_dict: dict[str, torch.Tensor]) -> None:
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
 
 
+def _stated_config(config) -> str:
+    """The config's values that differ from its class's defaults, as sorted JSON: what a model's config.json states,
+    the same whatever path it was loaded from (`_name_or_path`) and whether a newer config class adds fields."""
+    values = json.loads(config.to_json_string(use_diff=False))
+    try:
+        defaults = json.loads(type(config)().to_json_string(use_diff=False))
+    except Exception:  # noqa: BLE001 - a config class that needs arguments: every value counts
+        defaults = {}
+    stated = {key: value for key, value in values.items()
+              if key != "_name_or_path" and (key not in defaults or defaults[key] != value)}  # fmt: skip
+    return json.dumps(stated, sort_keys=True)
+
+
 def model_fingerprint(model, tokenizer) -> str:
-    """Hash of the weights, the config and the tokenizer: changes whenever any of them does."""
+    """Hash of the weights, the config (`_stated_config`) and the tokenizer: changes whenever any of them does."""
     digest = hashlib.sha256()
     _hash_update_tensors(digest, model.state_dict())
-    digest.update(model.config.to_json_string(use_diff=False).encode())
+    digest.update(_stated_config(model.config).encode())
     try:
         digest.update(tokenizer.backend_tokenizer.to_str().encode())
     except AttributeError:
@@ -308,12 +327,12 @@ def _not_on_hub(name: str) -> str | None:
     return None
 
 
-def load_model(name: str, device: str = "cpu"):
-    """AutoModel + AutoTokenizer from a local folder or the Hub (trust_remote_code), with clear errors."""
-    from transformers import AutoModel, AutoTokenizer
-
-    local = Path(name).expanduser()
-    looks_local = local.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+def load_model(name: str, device: str = "cpu", trust_remote_code: bool = False, revision: str | None = None):
+    """A model and its tokenizer from a local folder or the Hub (`revision`: a commit, branch or tag there), with
+    clear errors. A BarcodeMAE model loads through this package's own classes (`_loading_classes`: no file of the
+    folder is run); another through AutoModel / AutoTokenizer, its own code (auto_map) run only with
+    `trust_remote_code`."""
+    local, looks_local = Path(name).expanduser(), _looks_local(name)
     if looks_local and not (local / "config.json").is_file():
         if not local.exists():
             raise UserFileNotFoundError(
@@ -325,16 +344,57 @@ def load_model(name: str, device: str = "cpu"):
     if problem:
         raise UserFileNotFoundError(f"model {name!r}: no such folder in {Path.cwd()}, {problem} (models are a folder "
                                     "with config.json, a Hub id, or kmer:K)")  # fmt: skip
+    source = str(local) if looks_local else name
     try:
-        model = AutoModel.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(local) if looks_local else name, trust_remote_code=True)
+        model_class, tokenizer_class, options = _loading_classes(source, revision, trust_remote_code)
+        model = model_class.from_pretrained(source, revision=revision, **options)
+        tokenizer = tokenizer_class.from_pretrained(source, revision=revision, **options)
     except OSError as error:
         raise UserFileNotFoundError(
             f"model {name!r}: could not load it as a local folder or Hub model ({error}); "
             "models are a folder with config.json, a Hub id, or kmer:K"
         ) from error
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise UserError(f"model {name!r} needs its own Python code (auto_map in its config), which runs only with "
+                        "--trust_remote_code: give it for a model whose code you trust") from None  # fmt: skip
     check_tokenizer_reads_dna(name, tokenizer)
     return model.to(device).eval(), tokenizer
+
+
+def _loading_classes(source: str, revision: str | None, trust_remote_code: bool) -> tuple:
+    """(model class, tokenizer class, their `from_pretrained` options) for the model at `source`: this package's
+    BarcodeMAE classes where its config.json says model_type barcodemae (read as JSON: nothing of the folder runs),
+    else AutoModel / AutoTokenizer, trusting the model's own code only with `trust_remote_code`."""
+    from transformers import AutoModel, AutoTokenizer, PretrainedConfig
+
+    from configuration_barcodemae import BarcodeMAEConfig
+
+    if PretrainedConfig.get_config_dict(source, revision=revision)[0].get("model_type") == BarcodeMAEConfig.model_type:
+        from modeling_barcodemae import BarcodeMAEModel
+        from tokenization_barcodemae import BarcodeMAETokenizer
+
+        return BarcodeMAEModel, BarcodeMAETokenizer, {}
+    return AutoModel, AutoTokenizer, {"trust_remote_code": trust_remote_code}
+
+
+def _looks_local(name: str) -> bool:
+    """Whether model `name` is meant as a local folder (it exists, or is written as a path), not a Hub id."""
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
+def hub_commit(name: str, revision: str | None = None) -> str | None:
+    """The commit that Hub model `name` at `revision` is at (from the Hub cache's snapshot folder of its config.json,
+    which loading it has just fetched); None for a local folder, or where it cannot be told."""
+    if _looks_local(name):
+        return None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(name, "config.json", revision=revision)).parent.name
+    except (OSError, ValueError):
+        return None
 
 
 def num_layers(model) -> int:
@@ -344,11 +404,13 @@ def num_layers(model) -> int:
 
 class Encoder:
     """Barcodes -> vectors. `layers` lists what one `embed_layers` call returns (one array per entry); `min_run` is
-    how many unambiguous nucleotides in a row a barcode needs to be embedded (`barcodemae.data.check_embeddable`)."""
+    how many unambiguous nucleotides in a row a barcode needs to be embedded (`barcodemae.data.check_embeddable`);
+    `revision`: the Hub commit of the model's files (None: a local folder, or no model)."""
 
     name: str
     layers: list[int | None] = [None]
     min_run: int = 1
+    revision: str | None = None
 
     def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
         """(len(self.layers), N, D) float32."""
@@ -426,12 +488,40 @@ class TransformersEncoder(Encoder):
                                reading_frames=self.reading_frames, precision=self.precision, progress=progress)  # fmt: skip
 
     def cache_key(self) -> dict:
-        return {"kind": "model", "fingerprint": self.fingerprint, "layers": self.layers,
-                "reading_frames": self.reading_frames, "precision": self.precision}  # fmt: skip
+        return {"kind": "model", "fingerprint": self.fingerprint, "fingerprint_version": FINGERPRINT_VERSION,
+                "layers": self.layers, "reading_frames": self.reading_frames, "precision": self.precision}  # fmt: skip
+
+
+class ConcatenatedEncoder(Encoder):
+    """Several encoders side by side (`kmer:6+aa:3`): each part's vector scaled to unit length (a zero vector stays
+    zero), the parts concatenated. The cosine of two such vectors is the mean of the parts' cosines."""
+
+    def __init__(self, parts: Sequence[Encoder]):
+        self.parts, self.name = list(parts), "+".join(part.name for part in parts)
+        self.min_run = max(part.min_run for part in parts)
+
+    def embed_layers(self, sequences: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        return np.concatenate([unit_rows(part.embed(sequences, progress)).numpy() for part in self.parts], 1)[None]
+
+    def cache_key(self) -> dict:
+        return {"kind": "concatenated", "parts": [part.cache_key() for part in self.parts]}
+
+
+def spec_parts(spec: str) -> list[str]:
+    """The encoder specs that `spec` joins with `+` (one for any other spec); raises on an empty one."""
+    parts = spec.split("+")
+    if len(parts) > 1 and "" in parts:
+        raise UserError(f"model {spec!r}: an empty part; join encoder specs with + (e.g. kmer:6+aa:3)")
+    return parts
 
 
 def non_learned_encoder(name: str) -> Encoder | None:
-    """The encoder of `kmer:K` or `aa:K` (numpy only: no transformers import), None for any other name."""
+    """The encoder of `kmer:K`, `aa:K` or of such specs joined by `+` (numpy only: no transformers import), None for
+    any other name."""
+    parts = spec_parts(name)
+    if len(parts) > 1:
+        encoders = [non_learned_encoder(part) for part in parts]
+        return None if None in encoders else ConcatenatedEncoder(encoders)
     for spec, encoder in ((KMER_SPEC, KmerEncoder), (AMINO_ACID_SPEC, AminoAcidEncoder)):
         found = spec.fullmatch(name)
         if found:
@@ -439,18 +529,27 @@ def non_learned_encoder(name: str) -> Encoder | None:
     return None
 
 
-def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto", **options) -> Encoder:
+def load_encoder(spec: str, layer: int | None = None, all_layers: bool = False, device: str = "auto",
+                 trust_remote_code: bool = False, revision: str | None = None, **options) -> Encoder:  # fmt: skip
     """`kmer:K`, `aa:K`, or a folder / Hub id (`NAME@L` pools layer L; `layer` is the default when the spec has none, then
-    the model's own `config.pooling_layer`, then the last layer).
+    the model's own `config.pooling_layer`, then the last layer); specs joined by `+`: a `ConcatenatedEncoder` of
+    theirs (each pooling one layer). A model loads as `load_model` says (`trust_remote_code`, `revision`); a Hub one
+    keeps the commit it was loaded at as the encoder's `revision` (`hub_commit`), which an index stores.
 
     `options`: batch_size, precision, reading_frames of `TransformersEncoder`.
     """
+    parts = spec_parts(spec)
+    if len(parts) > 1:
+        return ConcatenatedEncoder([load_encoder(part, layer, False, device, trust_remote_code, revision, **options)
+                                    for part in parts])  # fmt: skip
     name, spec_layer = parse_model_spec(spec)
     encoder = non_learned_encoder(name)
     if encoder is not None:
         return encoder
-    model, tokenizer = load_model(name, device=str(resolve_device(device)))
-    return from_model(name, model, tokenizer, spec_layer if spec_layer is not None else layer, all_layers, **options)
+    model, tokenizer = load_model(name, str(resolve_device(device)), trust_remote_code, revision)
+    encoder = from_model(name, model, tokenizer, spec_layer if spec_layer is not None else layer, all_layers, **options)
+    encoder.revision = hub_commit(name, revision)
+    return encoder
 
 
 def from_model(name: str, model, tokenizer, layer: int | None = None, all_layers: bool = False, **options) -> Encoder:

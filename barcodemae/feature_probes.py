@@ -1,7 +1,8 @@
 """Representation probes during pretraining: does the frozen feature space improve, not only the loss?
 
-A fixed, seeded subsample of a BIOSCAN-5M-layout file: `train` barcodes as keys, `test` barcodes as seen-species
-queries, `test_unseen` barcodes as unseen-species queries. At each probe the encoder embeds them (mean pooling, as
+A fixed, seeded subsample of a BIOSCAN-5M-layout file: `train` barcodes as keys, `val` (or `test`) barcodes as
+seen-species queries, `val_unseen` (or `test_unseen`) barcodes as unseen-species queries: recipes are chosen on the
+validation splits, and the test splits are reported once. At each probe the encoder embeds them (mean pooling, as
 the protocol of evaluate_probes.py) and three numbers are reported per pooled layer: species 1-NN of the seen
 queries, genus 1-NN of the unseen ones (cosine, against the keys), and the participation ratio of the keys'
 embeddings (effective number of dimensions). On the full splits these 1-NN numbers are the protocol's own.
@@ -12,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from barcodemae.data import load_splits
+from barcodemae.data import MAX_NUCLEOTIDES, load_splits
 from barcodemae.encoders import embed_sequences
 from barcodemae.neighbours import nearest_neighbour
 
-PROBE_SPLITS = ("train", "test", "test_unseen")
+PROBE_QUERIES = {"val": ("val", "val_unseen"), "test": ("test", "test_unseen")}  # seen-species, unseen-species queries
 PROBE_LAYERS = {"": -1, "_layer0": 0}  # metric suffix -> hidden state (last layer, embedding output)
 
 
@@ -33,15 +34,17 @@ def _sample(rows: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray
 class FeatureProbe:
     """Seconds-long 1-NN probes of an encoder on a fixed subsample (`num_keys` keys, `num_queries` per query set)."""
 
-    def __init__(self, data_file: str, num_keys: int = 4000, num_queries: int = 1000, max_length: int = 660, seed: int = 0):
-        splits = load_splits(data_file, PROBE_SPLITS, max_length=max_length)
+    def __init__(self, data_file: str, num_keys: int = 4000, num_queries: int = 1000,
+                 max_length: int = MAX_NUCLEOTIDES, seed: int = 0, queries: str = "val"):  # fmt: skip
+        names = ("train", *PROBE_QUERIES[queries])
+        splits = load_splits(data_file, names, max_length=max_length)
         rng = np.random.default_rng(seed)
-        train, test, unseen = (splits[name] for name in PROBE_SPLITS)
+        train, test, unseen = (splits[name] for name in names)
         keys = _sample(np.flatnonzero((train.labels["species"] != "") & (train.labels["genus"] != "")), num_keys, rng)
         seen = _sample(np.flatnonzero(test.labels["species"] != ""), num_queries, rng)
         novel = _sample(np.flatnonzero(unseen.labels["genus"] != ""), num_queries, rng)
         if not (len(keys) and len(seen) and len(novel)):
-            raise ValueError(f"{data_file}: the probes need labelled barcodes in the splits {', '.join(PROBE_SPLITS)}")
+            raise ValueError(f"{data_file}: the probes need labelled barcodes in the splits {', '.join(names)}")
         self.sequences = [train.sequences[i] for i in keys] + [test.sequences[i] for i in seen]
         self.sequences += [unseen.sequences[i] for i in novel]
         self.key_species, self.key_genus = train.labels["species"][keys], train.labels["genus"][keys]

@@ -12,14 +12,12 @@ import numpy as np
 import pandas as pd
 
 from barcodemae.data import (
-    FASTA_SUFFIXES, MAX_NUCLEOTIDES, _fasta_records, _hash_sequences, _problem, _read_header, _sniff_delimiter,
-    _suffix, check_fasta_start, check_input_file, check_selection_not_empty, check_splits_present, clean_barcode,
-    invalid_sequence_error, report_skipped_invalid, report_skipped_unembeddable, resolve_columns, unambiguous_run,
-    unembeddable_error,
+    FASTA_SUFFIXES, ID_COLUMNS, MAX_NUCLEOTIDES, _fasta_records, _hash_sequences, _problem, _read_header,
+    _sniff_delimiter, _suffix, check_fasta_start, check_input_file, check_selection_not_empty, check_splits_present,
+    clean_barcode, invalid_sequence_error, reading, report_skipped_invalid, report_skipped_unembeddable,
+    resolve_columns, unambiguous_run, unembeddable_error,
 )
 from barcodemae.errors import UserError
-
-ID_COLUMNS = ("processid", "sampleid", "id", "record_id")  # the first one a file has names its records
 EMBEDDING_SUFFIXES = (".parquet", ".npy")
 READ_CHUNK_ROWS = 10_000  # rows the streaming readers parse at a time
 # How embeddings are written to parquet: on 4,000 kmer:6 vectors 1.8-2x faster to write and read back than
@@ -72,23 +70,34 @@ def read_selected(selection: Selection) -> Records:
 def file_columns(path: Path) -> list[str]:
     """The columns of a barcode file (a FASTA file: processid and sequence); raises if it has no record."""
     suffix = _suffix(path)
-    if suffix in FASTA_SUFFIXES:
-        check_fasta_start(path)
-        return ["processid", "sequence"]
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    with reading(path):
+        if suffix in FASTA_SUFFIXES:
+            check_fasta_start(path)
+            return ["processid", "sequence"]
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    return _read_header(path, _sniff_delimiter(path))
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        return _read_header(path, _sniff_delimiter(path))
 
 
 def iter_raw_chunks(path: Path, columns: Sequence[str]) -> Iterator[dict[str, list[str]]]:
     """The file's `columns`, `READ_CHUNK_ROWS` data rows at a time, every value a string ("" = missing), as
-    `load_barcodes` reads them but without holding the file: pandas chunks, pyarrow record batches, FASTA records."""
+    `load_barcodes` reads them but without holding the file: pandas chunks, pyarrow record batches, FASTA records
+    (which have a column `line` too: the header's line number). An error of reading the file (`data.reading`) is one
+    `UserError` saying up to which row it was read."""
+    read = 0
+    with reading(path, lambda: read):
+        for chunk in _raw_chunks(path, columns):
+            read += len(chunk[columns[0]])
+            yield chunk
+
+
+def _raw_chunks(path: Path, columns: Sequence[str]) -> Iterator[dict[str, list[str]]]:
     rows = READ_CHUNK_ROWS
     suffix = _suffix(path)
     if suffix in FASTA_SUFFIXES:
-        records = _fasta_records(str(path), 0, 0)
+        records = _fasta_records(str(path), 0, 0, lines="line" in columns)
         while chunk := list(islice(records, rows)):
             yield {name: [record[name] for record in chunk] for name in columns}
     elif suffix == ".parquet":
@@ -105,6 +114,25 @@ def iter_raw_chunks(path: Path, columns: Sequence[str]) -> Iterator[dict[str, li
                 yield {name: frame[name].tolist() for name in columns}
 
 
+def row_names(path: Path, row: int, id_column: str | None = None) -> tuple[str | None, str, int | None]:
+    """What names data row `row` (1-based) of `path` for a user: the id column (`id_column`, by default the first of
+    `ID_COLUMNS` the file has; None without one; FASTA: processid, the header's id), the row's id ("" without one) and
+    in a FASTA file the header's line number (else None). Reads the file up to that row: for messages."""
+    fasta = _suffix(path) in FASTA_SUFFIXES
+    found = file_columns(path)
+    column = id_column or next((name for name in ID_COLUMNS if name in found), None)
+    column = column if column in found else None
+    wanted = [name for name in (column, "line" if fasta else None) if name]
+    start = 0
+    for chunk in iter_raw_chunks(path, wanted) if wanted else ():
+        count = len(chunk[wanted[0]])
+        if row <= start + count:
+            index = row - 1 - start
+            return column, chunk[column][index] if column else "", chunk["line"][index] if fasta else None
+        start += count
+    return column, "", None
+
+
 @dataclass
 class FileSelection:
     """Which data rows of one file are read (`keep`), and from which columns."""
@@ -114,6 +142,7 @@ class FileSelection:
     id_column: str | None  # None: ids are the row numbers
     label_columns: dict[str, str]  # label -> the file's column ("" where the file lacks it)
     keep: np.ndarray  # bool, one per data row
+    skipped: int = 0  # selected rows left out as bad barcodes (`on_bad_sequence="skip"`)
 
     @property
     def columns(self) -> list[str]:
@@ -132,6 +161,11 @@ class Selection:
 
     def __len__(self) -> int:
         return int(sum(file.keep.sum() for file in self.files))
+
+    @property
+    def skipped(self) -> int:
+        """Selected rows left out as bad barcodes (`on_bad_sequence="skip"`), in all the files."""
+        return sum(file.skipped for file in self.files)
 
 
 def scan_records(
@@ -192,13 +226,14 @@ def _scan_file(path, splits, sequence_column, id_column, label_columns, max_leng
         check_splits_present(path, list(splits), present)
     check_selection_not_empty(path, None if splits is None else list(splits), selected)
     if invalid and on_bad_sequence == "error":
-        raise invalid_sequence_error(path, *first_invalid, sequence_column, invalid, selected)
+        raise invalid_sequence_error(path, *first_invalid, sequence_column, invalid, selected, id_name)
     report_skipped_invalid(path, invalid, selected - invalid)
     if unembeddable and on_bad_sequence == "error":
-        raise unembeddable_error(path, *first_unembeddable, min_run, unembeddable, selected - invalid)
+        raise unembeddable_error(path, *first_unembeddable, min_run, unembeddable, selected - invalid, id_name)
     report_skipped_unembeddable(path, unembeddable, selected - invalid - unembeddable, min_run)
     labels = {name: name if name in found else "" for name in label_columns}
-    return FileSelection(path, sequence_column, id_name, labels, np.concatenate(keeps)), np.concatenate(hashes)
+    selection = FileSelection(path, sequence_column, id_name, labels, np.concatenate(keeps), invalid + unembeddable)
+    return selection, np.concatenate(hashes)
 
 
 def iter_records(selection: Selection) -> Iterator[Records]:

@@ -26,6 +26,7 @@ similarity ranks. Per rank, by the `rule` (`RULES`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,10 @@ import torch
 
 from barcodemae.alignment import DEFAULT_MEASURE, identities
 from barcodemae.errors import UserError
-from barcodemae.neighbours import nearest_neighbours, unit_rows
+from barcodemae.neighbours import unit_rows
+
+if TYPE_CHECKING:  # for annotations only: search.references imports this module (`Reference.calibrated`)
+    from barcodemae.search.references import Reference
 
 RANKS = ("species", "genus", "family", "order")  # fine to coarse: each rank's calibration looks one rank below
 DEFAULT_NEIGHBOURS = 5
@@ -45,37 +49,6 @@ DEFAULT_MARGIN = 0.005  # "lca": hits this much less alike than the best hit sti
 DEFAULT_SPECIES_MATCH = 0.95  # with a relatives embedding: a best hit this alike keeps the first embedding's ranking
 DEFAULT_RELATIVES_MODEL = "aa:3"  # proposes the candidates of the other queries: amino-acid 3-mers of the translation
 DEFAULT_RELATIVE_CANDIDATES = 25  # proposed by the relatives embedding (all three chosen with compare_retrievers.py)
-
-
-@dataclass
-class Reference:
-    """Reference barcodes' vectors and labels (`labels[rank]`, "" = unknown), the per-rank thresholds, and the
-    barcodes themselves (None: rank by cosine similarity only) and the identity measure that ranks them
-    (`barcodemae.alignment.IDENTITY_MEASURES`)."""
-
-    vectors: np.ndarray
-    labels: dict[str, np.ndarray]
-    thresholds: dict[str, float]
-    sequences: list[str] | None = None
-    measure: str = DEFAULT_MEASURE
-
-    @classmethod
-    def calibrated(
-        cls, vectors: np.ndarray, labels: dict[str, np.ndarray], sequences: list[str] | None = None,
-        quantile: float = DEFAULT_QUANTILE, measure: str = DEFAULT_MEASURE,
-    ) -> Reference:
-        """A reference with its thresholds calibrated on itself (`calibrate_thresholds`): in alignment identity
-        (`measure`) when `sequences` are given (ranking by identity), else in cosine similarity."""
-        thresholds = calibrate_thresholds(vectors, labels, quantile, sequences=sequences, measure=measure)
-        return cls(vectors, labels, thresholds, sequences, measure)
-
-    def nearest(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `n` cosine-nearest references of each query vector: (indices, similarities), nearest first."""
-        return nearest_neighbours(self.vectors, queries, n)
-
-    def with_vectors(self, vectors: np.ndarray) -> Reference:
-        """The same barcodes, labels and thresholds searched (exactly) on other vectors: a second embedding."""
-        return Reference(vectors, self.labels, self.thresholds, self.sequences, self.measure)
 
 
 def _nearest_relative(similarity: torch.Tensor, same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

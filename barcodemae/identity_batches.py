@@ -1,19 +1,20 @@
 """Batches for the identity-distillation term (`BarcodeMAEConfig.identity_distillation_weight`): each batch holds a few
-anchor barcodes and some of their k-mer nearest neighbours, so that the alignment identities it is taught to rank
-span relatives as well as strangers; and the batch's identity matrix (`barcodemae.alignment`).
+anchor barcodes and some of their k-mer nearest neighbours, so that the similarities it is taught to rank span
+relatives as well as strangers; and the batch's target matrix, from its teacher (`BarcodeMAEConfig.
+distillation_teacher`): alignment identity (`barcodemae.alignment`) or a non-learned encoder's cosine similarities.
 
 Label-free: the neighbours come from overlapping k-mer profiles of the pretraining barcodes, not from taxonomy.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from barcodemae.alignment import identities
-from barcodemae.encoders import kmer_embeddings
+from barcodemae.encoders import kmer_embeddings, non_learned_encoder
 from barcodemae.neighbours import nearest_neighbours
 
 
@@ -69,3 +70,19 @@ def identity_matrix(sequences: Sequence[str]) -> torch.Tensor:
         identities([(sequences[i], sequences[j]) for i, j in zip(rows, columns)], "infix")
     )
     return matrix
+
+
+def cosine_matrix(sequences: Sequence[str], encoder) -> torch.Tensor:
+    """(N, N) float32 cosine similarities between the sequences' embeddings by `encoder` (1 on the diagonal)."""
+    vectors = torch.nn.functional.normalize(torch.from_numpy(encoder.embed(sequences)).float(), dim=-1)
+    return vectors @ vectors.T
+
+
+def teacher_matrix(teacher: str) -> Callable[[Sequence[str]], torch.Tensor]:
+    """The batch target matrix of `BarcodeMAEConfig.distillation_teacher`: `identity` or a non-learned encoder spec."""
+    if teacher == "identity":
+        return identity_matrix
+    encoder = non_learned_encoder(teacher)
+    if encoder is None:
+        raise ValueError(f"distillation_teacher must be 'identity' or a non-learned encoder spec, got {teacher!r}")
+    return lambda sequences: cosine_matrix(sequences, encoder)

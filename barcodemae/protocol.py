@@ -3,14 +3,17 @@
     barcodemae evaluate --models kmer:4 kmer:6 outputs/barcodemae-small \
         --data_file barcodemae/bioscan_fixture.csv.gz --output_dir outputs/probes
 
-Models: a local folder or Hub id loadable with `AutoModel` (BarcodeMAE through `trust_remote_code`), or `kmer:K`,
-the non-learned baseline (overlapping K-mer counts, normalised to frequencies). `MODEL@L` pools layer L
-(0 = embedding output) instead of the last; `--all_layers` probes every layer from one forward pass;
-`--reading_frames` averages the embeddings of the sequence read from start offsets 0..k-1.
+Models: a local folder or Hub id (BarcodeMAE through this package's classes, others through `AutoModel`, their own
+code run only with `--trust_remote_code`), or the non-learned baselines: `kmer:K` (overlapping K-mer counts,
+normalised to frequencies), `aa:K` (amino-acid K-mer frequencies of the translation) and specs joined by `+`
+(`kmer:6+aa:3`: each a unit vector, concatenated). `MODEL@L` pools layer L (0 = embedding output) instead of the
+last; `--all_layers` probes every layer from one forward pass; `--reading_frames` averages the embeddings of the
+sequence read from start offsets 0..k-1.
 
 Embedding of a barcode: mean over its tokens (padding excluded) of the chosen hidden state. Every split is prepared
-by `barcodemae.data.prepare_barcodes`, as for training: barcodes cleaned (trailing Ns stripped, truncated to
-`--max_length` nt), then one row kept per unique cleaned barcode (BIOSCAN-5M deduplicates by barcode). A barcode
+by `barcodemae.data.prepare_barcodes`, as for training: barcodes cleaned (trailing Ns stripped, cut to their first
+`--max_length` nt: 660 by default, BIOSCAN-5M's input, the same for every encoder and command; 0 keeps all), then
+one row kept per unique cleaned barcode (BIOSCAN-5M deduplicates by barcode). A barcode
 with a character that is not a nucleotide code, or too short or ambiguous for a model to embed
 (`barcodemae.data.check_embeddable`), stops the run; `--on_bad_sequence skip` drops such rows instead.
 
@@ -52,6 +55,11 @@ from barcodemae.errors import UserError
 from barcodemae.neighbours import nearest_neighbour
 
 
+# The non-learned rows every results table keeps beside the learned encoders: 6-mer frequencies, amino-acid 3-mers of
+# the translation, and the two side by side (each a unit vector), the best non-learned features measured (issue 30).
+NON_LEARNED_ROWS = ("kmer:6", "aa:3", "kmer:6+aa:3")
+
+
 @dataclass
 class ProtocolSettings:
     """Every option of the protocol; saved with the results."""
@@ -59,7 +67,7 @@ class ProtocolSettings:
     train_split: str = "train"
     test_split: str = "test"
     unseen_split: str = "test_unseen"
-    max_length: int = MAX_NUCLEOTIDES
+    max_length: int = MAX_NUCLEOTIDES  # nucleotides kept per barcode (0: all), as in every command
     batch_size: int = 64
     precision: str = "fp32"  # fp32, bf16 (autocast; CPU with AMX or GPU) or int8 (dynamic, CPU)
     reading_frames: bool = False
@@ -75,6 +83,7 @@ class ProtocolSettings:
     seed: int = 0
     device: str = "auto"
     on_bad_sequence: str = "error"  # or "skip": drop barcodes with a bad character or too short to embed
+    trust_remote_code: bool = False  # run a non-BarcodeMAE model's own code (`encoders.load_model`)
 
 
 
@@ -249,12 +258,14 @@ def run_probes(
 
 
 def _encoder(spec: str | tuple, settings: ProtocolSettings) -> Encoder:
-    """The encoder of a model spec: "kmer:K", a folder / Hub id ("@L": layer L), or (name, model, tokenizer)."""
+    """The encoder of a model spec (`load_encoder`: "kmer:K", "aa:K", a folder / Hub id, "@L": layer L, specs joined
+    by "+") or of (name, model, tokenizer)."""
     options = dict(batch_size=settings.batch_size, precision=settings.precision, reading_frames=settings.reading_frames)
     if isinstance(spec, tuple):
         name, model, tokenizer = spec
         return from_model(name, model, tokenizer, settings.layer, settings.all_layers, **options)
-    return load_encoder(str(spec), settings.layer, settings.all_layers, settings.device, **options)
+    return load_encoder(str(spec), settings.layer, settings.all_layers, settings.device, settings.trust_remote_code,
+                        **options)  # fmt: skip
 
 
 def _embed_splits(encoder: Encoder, splits: dict[str, SplitData], cache: EmbeddingCache, progress: bool) -> list:
@@ -262,8 +273,9 @@ def _embed_splits(encoder: Encoder, splits: dict[str, SplitData], cache: Embeddi
     per_split = {name: cache.embed_layers(encoder, split.sequences, name, progress) for name, split in splits.items()}
     key = encoder.cache_key()
     info = {"type": key["kind"], "dims": int(next(iter(per_split.values())).shape[-1])}
-    if key["kind"] == "kmer":
-        return [(encoder.name, {name: array[0] for name, array in per_split.items()}, {**info, "k": encoder.k})]
+    if key["kind"] != "model":  # kmer:K, aa:K, specs joined by +: one row, described by its cache key
+        settings = {name: value for name, value in key.items() if name != "kind"}
+        return [(encoder.name, {name: array[0] for name, array in per_split.items()}, {**info, **settings})]
     info.update(fingerprint=key["fingerprint"][:16], device=str(next(encoder.model.parameters()).device))
     rows = []
     for index, layer in enumerate(encoder.layers):
@@ -333,8 +345,8 @@ def evaluate(
     """Run the whole protocol for several models; returns {"settings", "data", "results": {model: metrics}, "table"}.
 
     Args:
-        models: "kmer:K", a folder / Hub id (optionally "@L" for layer L), or (name, model, tokenizer) for an
-            in-memory model (e.g. a checkpoint during training).
+        models: "kmer:K", "aa:K", a folder / Hub id (optionally "@L" for layer L), such specs joined by "+"
+            ("kmer:6+aa:3"), or (name, model, tokenizer) for an in-memory model (e.g. a checkpoint during training).
         data_file: a BIOSCAN-5M-layout metadata file (default: the bundled fixture).
         output_dir: where results.md / results.json / umap_*.png go (None: nothing written).
         cache_dir: embedding cache (default: `output_dir/cache`; None and no output_dir: no cache).

@@ -31,6 +31,11 @@ RECIPES: dict[str, dict] = {
     # ours: embedding cosine distilled from alignment identity over batches of k-mer neighbours (issue: reading frames)
     "identity": {"identity_distillation_weight": 1.0},
     "visible_identity": {"masked_loss_weight": 0.5, "identity_distillation_weight": 1.0},
+    # ours: the last layer's cosine distilled from the non-learned pair's (6-mer and amino-acid 3-mer frequencies of
+    # the translation) over batches of k-mer neighbours, at the student's temperature: the transformer learns the
+    # protein-level similarity that ranks relatives of other species, from the visible half of each barcode
+    "visible_teacher": {"masked_loss_weight": 0.5, "identity_distillation_weight": 1.0,
+                        "distillation_teacher": "kmer:6+aa:3", "identity_temperature": 0.05, "pooling_layer": -1},
 }
 DEFAULT_RECIPE = "visible_layer0"
 

@@ -14,6 +14,7 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from transformers import get_cosine_schedule_with_warmup
 from barcodemae.data import load_barcodes, prepare_barcodes
 from barcodemae.encoders import auto_precision
 from barcodemae.errors import UserError
-from barcodemae.identity_batches import NeighbourBatchSampler, identity_matrix, kmer_neighbour_table
+from barcodemae.identity_batches import NeighbourBatchSampler, kmer_neighbour_table, teacher_matrix
 from barcodemae.model_card import model_card
 from barcodemae.recipes import DEFAULT_RECIPE, RECIPES, SIZE_PRESETS
 from configuration_barcodemae import BarcodeMAEConfig
@@ -37,7 +38,7 @@ SIZE_FLAGS = (
 OBJECTIVE_FLAGS = (
     "objective", "k_mer", "max_sequence_length", "mask_ratio", "pooling_layer",
     "masked_loss_weight", "hamming_soft_targets", "contrastive_weight", "contrastive_temperature", "profile_loss_weight",
-    "identity_distillation_weight", "identity_temperature", "identity_embedding_temperature",
+    "identity_distillation_weight", "identity_temperature", "identity_embedding_temperature", "distillation_teacher",
 )  # fmt: skip
 
 # ------------------------------------------------------------------------------------------------------- configuration
@@ -161,9 +162,9 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
 
 
-def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int, identity_targets: bool = False):
+def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int, targets: Callable | None = None):
     """Tokenize a batch of barcodes, or of (view, second view) pairs into `input_ids` and `second_view_*`; with
-    `identity_targets`, add the barcodes' alignment identities (for identity distillation)."""
+    `targets` (`identity_batches.teacher_matrix`), add the batch's distillation targets as `identity_targets`."""
 
     def tokenize(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = tokenizer(sequences, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
@@ -173,7 +174,7 @@ def make_collate(tokenizer: BarcodeMAETokenizer, max_tokens: int, identity_targe
         if isinstance(items[0], str):
             input_ids, attention_mask = tokenize(items)
             batch = {"input_ids": input_ids, "attention_mask": attention_mask}
-            return {**batch, "identity_targets": identity_matrix(items)} if identity_targets else batch
+            return {**batch, "identity_targets": targets(items)} if targets is not None else batch
         input_ids, attention_mask = tokenize([first for first, _ in items])
         second_ids, second_mask = tokenize([second for _, second in items])
         return {"input_ids": input_ids, "attention_mask": attention_mask,
@@ -191,8 +192,8 @@ class TrainingBatches:
 
     def __init__(self, train_data, tokenizer, config: BarcodeMAEConfig, args):
         self.dataset = OffsetBarcodes(train_data, config.k_mer, args.seed, views=2 if config.contrastive_weight > 0 else 1)
-        distill = config.identity_distillation_weight > 0
-        if distill:
+        targets = teacher_matrix(config.distillation_teacher) if config.identity_distillation_weight > 0 else None
+        if targets is not None:
             table = kmer_neighbour_table(train_data["sequence"], neighbours=args.identity_neighbour_pool)
             self.sampler = NeighbourBatchSampler(table, args.per_device_train_batch_size, args.identity_neighbours,
                                                  args.seed)  # fmt: skip
@@ -201,7 +202,7 @@ class TrainingBatches:
             self.sampler = EpochSampler(len(self.dataset), args.seed)
             batching = {"batch_size": args.per_device_train_batch_size, "sampler": self.sampler, "drop_last": False}
         self.loader = torch.utils.data.DataLoader(
-            self.dataset, **batching, collate_fn=make_collate(tokenizer, config.max_tokens, identity_targets=distill),
+            self.dataset, **batching, collate_fn=make_collate(tokenizer, config.max_tokens, targets),
             num_workers=args.dataloader_num_workers,
             generator=torch.Generator().manual_seed(args.seed),  # keeps the loader off the global RNG (exact resume)
         )  # fmt: skip
@@ -429,10 +430,11 @@ class Probes:
     def __init__(self, args, config: BarcodeMAEConfig, log):
         from barcodemae.feature_probes import FeatureProbe
 
-        self.probe = FeatureProbe(args.probe_file, args.probe_keys, args.probe_queries, config.max_sequence_length)
-        self.every = args.probe_steps or args.checkpointing_steps
+        self.probe = FeatureProbe(args.probe_file, args.probe_keys, args.probe_queries, config.max_sequence_length,
+                                  queries=args.probe_splits)
+        self.every = args.checkpointing_steps if args.probe_steps is None else args.probe_steps
         log(f"probes {f'every {self.every} steps' if self.every else 'at the start and the end'} on {len(self.probe)} "
-            f"barcodes of {args.probe_file}")
+            f"barcodes of {args.probe_file} ({args.probe_splits} queries)")
 
     def due(self, step: int, last_step: bool) -> bool:
         return bool(self.every and step % self.every == 0) or last_step

@@ -62,9 +62,10 @@ from barcodemae.clustering import (  # noqa: E402
 from barcodemae.data import FIXTURE, SplitData, clean_barcode, load_barcodes, load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
 from barcodemae.identify import (  # noqa: E402
-    DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, RANKS, RULES, Reference,
-    Relatives, assign, prefer_species_matches, ranked_neighbours,
+    DEFAULT_CANDIDATES, DEFAULT_MARGIN, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, RANKS, RULES, Relatives,
+    assign, prefer_species_matches, ranked_neighbours,
 )
+from barcodemae.search.references import Reference  # noqa: E402
 
 LAYOUT = ["processid", "order", "family", "genus", "species", "dna_bin", "dna_barcode", "split"]
 WEITSCHEK = ("bats", "birds", "cypraeidae", "drosophila", "fishes")

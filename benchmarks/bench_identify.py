@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from barcodemae.clustering import identity_clusters, threshold_clusters  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
-from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, Reference, identify  # noqa: E402
+from barcodemae.identify import DEFAULT_CANDIDATES, RANKS, identify  # noqa: E402
 from barcodemae.protocol import FIXTURE  # noqa: E402
+from barcodemae.search.references import Reference  # noqa: E402
 
 
 def write_fasta(path: Path, sequences: list[str]) -> None:

@@ -167,7 +167,7 @@ def profile_ours(folder: Path, queries: list[str]) -> str:
         DEFAULT_CANDIDATES, DEFAULT_RELATIVE_CANDIDATES, DEFAULT_RELATIVES_MODEL, DEFAULT_SPECIES_MATCH,
         _rank_by_identity, assign, with_rows_replaced,
     )
-    from barcodemae.index import load_index
+    from barcodemae.search.index import load_index
 
     stages, started = {}, time.perf_counter()
 
@@ -214,7 +214,7 @@ def accuracy(args) -> None:
         DEFAULT_RELATIVES_MODEL, RANKS, Relatives, assign, prefer_species_matches, ranked_neighbours,
     )
     from barcodemae.files import scan_records
-    from barcodemae.index import build_index
+    from barcodemae.search.index import build_index
 
     encoder, relatives = load_encoder("kmer:6"), load_encoder(DEFAULT_RELATIVES_MODEL)
     names = ["val", "val_unseen"] if args.phase == "val" else ["test", "test_unseen"]

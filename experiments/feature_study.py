@@ -1,7 +1,7 @@
 """The pretraining-recipe study (issue 11): which objective, optimiser, mask ratio, size and length give frozen
 features that beat an untrained encoder? Every run is `train.py` with probes (`--probe_file`), so each one logs genus
 1-NN on unseen species, species 1-NN and the participation ratio along training; the summary adds the untrained
-encoder (each run's step-0 probe) and `kmer:6` on the same probe subsample.
+encoder (each run's step-0 probe) and the non-learned rows (kmer:6, aa:3, kmer:6+aa:3) on the same probe subsample.
 
     python experiments/feature_study.py --data_file ../shared/data/bold_insecta_coi.csv.gz \\
         --output_dir outputs/feature_study --recipes paper visible contrastive --sizes 2x128 --max_steps 500
@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from barcodemae.data import FIXTURE  # noqa: E402
 from barcodemae.feature_probes import FeatureProbe  # noqa: E402
 from barcodemae.recipes import RECIPES  # noqa: E402
-from barcodemae.encoders import kmer_embeddings  # noqa: E402
+from barcodemae.encoders import load_encoder  # noqa: E402
+from barcodemae.protocol import NON_LEARNED_ROWS  # noqa: E402
 
 SIZES = {"2x128": "tiny", "4x256": "small", "paper": "paper"}  # run-name prefix -> train.py --model_size
 PROBE_METRICS = ("probe_genus_1nn_unseen", "probe_species_1nn", "probe_participation_ratio")
@@ -114,17 +115,18 @@ def table_row(label: str, row: dict, probes: list[dict], log: dict, wall) -> str
 
 
 def summarise(args: argparse.Namespace) -> str:
-    """A markdown table: kmer:6 and each run's untrained (step 0), last and best probes; written to summary.md."""
+    """A markdown table: the non-learned rows and each run's untrained (step 0), last and best probes; written to
+    summary.md."""
     output_dir = Path(args.output_dir)
     records = json.loads((output_dir / "runs.json").read_text()) if (output_dir / "runs.json").exists() else {}
     probe = FeatureProbe(args.data_file, args.probe_keys, args.probe_queries)
-    kmer = probe.score(kmer_embeddings(probe.sequences, 6))
     header = ("| run | steps | genus 1-NN unseen (last layer / layer 0) | species 1-NN | participation ratio | "
               "best genus 1-NN (step) | masked acc | seq/s | wall s |")  # fmt: skip
-    lines = [header, "|" + "---|" * 9,
-             f"| kmer:6 | - | {kmer['probe_genus_1nn_unseen']:.1f} | {kmer['probe_species_1nn']:.1f} | "
-             f"{kmer['probe_participation_ratio']:.1f} | - | - | - | - |"]  # fmt: skip
-    summary = {"kmer:6": kmer}
+    lines, summary = [header, "|" + "---|" * 9], {}
+    for spec in NON_LEARNED_ROWS:
+        summary[spec] = row = probe.score(load_encoder(spec).embed(probe.sequences))
+        lines.append(f"| {spec} | - | {row['probe_genus_1nn_unseen']:.1f} | {row['probe_species_1nn']:.1f} | "
+                     f"{row['probe_participation_ratio']:.1f} | - | - | - | - |")  # fmt: skip
     for run_dir in sorted(path for path in output_dir.iterdir() if (path / "metrics.jsonl").exists()):
         probes, logs = read_metrics(run_dir)
         if not probes:

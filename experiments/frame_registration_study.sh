@@ -2,9 +2,12 @@
 # Reading-frame registration (RESULTS.md, "Reading frames"): the previous checkpoint and two untrained encoders with
 # registration, the `paper` and `visible` recipes pretrained on registered barcodes (4+4 x 256, the previous
 # checkpoint's settings: 800 steps of 64, lr 5e-4, seed 1) and `identity` (400 steps), the full protocol on all of them
-# and kmer:6, the released checkpoint (the `visible` run at layer 0), and the checkpoint as identify's retriever.
+# and the non-learned encoders, the released checkpoint (the `visible` run at layer 0), and the checkpoint as
+# identify's retriever.
 #   bash experiments/frame_registration_study.sh [DATA_FILE] [OUT_DIR]
-# Run on 2026-12-01 (by hand, with these commands) in about 2 h on the 2-core AMD EPYC, up to three processes at once.
+# Run on 2026-12-01 (by hand, with these commands) in about 2 h on the 2-core AMD EPYC, up to three processes at once;
+# since 2026-12-08 (issue 30) the protocol cuts every barcode at 660 nt and the non-learned rows are kmer:6, aa:3 and
+# kmer:6+aa:3 (results/fair_protocol_2026-12-08/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/bold_insecta_coi.csv.gz}
@@ -59,15 +62,18 @@ protocol() {  # name models...
 protocol baselines "$OUT/untrained-4x256-s0-reg@-1" "$OUT/untrained-4x256-s1-reg@-1" "$OUT/shipped-reg@0" &
 protocol trained "$OUT/paper-reg-seed1@0" "$OUT/visible-reg-seed1@0" &
 wait
-protocol identity "$OUT/identity-reg-seed1@0" "$OUT/identity-reg-seed1@-1" & protocol kmer kmer:6 & wait
+protocol identity "$OUT/identity-reg-seed1@0" "$OUT/identity-reg-seed1@-1" &
+protocol non_learned kmer:6 aa:3 kmer:6+aa:3 &
+wait
 protocol visible_seed0 "$OUT/visible-reg-seed0@0"
 echo "protocol: ${SECONDS}s"
 
 # 4. The released checkpoint: the `visible` run, pooling layer 0, registration on, its model card with the table.
 python experiments/release_checkpoint.py --encoder "$OUT/visible-reg-seed1" --pooling_layer 0 --register_frame on \
-  --results "$OUT/protocol_kmer/results.json" "$OUT/protocol_baselines/results.json" "$OUT/protocol_trained/results.json" \
-  "$OUT/protocol_visible_seed0/results.json" \
-  --training experiments/release/barcodemae-4x256-bold.training.json --row "kmer:6=kmer:6" \
+  --results "$OUT/protocol_non_learned/results.json" "$OUT/protocol_baselines/results.json" \
+  "$OUT/protocol_trained/results.json" "$OUT/protocol_visible_seed0/results.json" \
+  --training experiments/release/barcodemae-4x256-bold.training.json --row "kmer:6=kmer:6" --row "aa:3=aa:3" \
+  --row "kmer:6+aa:3 (each a unit vector, side by side)=kmer:6+aa:3" \
   --row "untrained encoder, seed 0 (registered)=$OUT/untrained-4x256-s0-reg" \
   --row "untrained encoder, seed 1 (registered)=$OUT/untrained-4x256-s1-reg" \
   --row "previous checkpoint (paper recipe, unregistered pretraining; registered here)=$OUT/shipped-reg@0" \

@@ -5,7 +5,8 @@
 Parts (each writes `runs_dir/probes/<part>/results.json`; `summary` only reads them). Learned models are embedded
 with bf16 autocast (`--precision`; 3.5x faster on this CPU, embeddings within cosine 0.99999 of fp32, see
 BENCHMARKS.md): the parts take about 80 core-minutes on the 2-core CPU.
-- `main`: the table: kmer:4, kmer:6, an untrained encoder of the same size, and every final run.
+- `main`: the table: kmer:4, the non-learned rows (`NON_LEARNED_ROWS`: kmer:6, aa:3, kmer:6+aa:3), an untrained
+  encoder of the same size, and every final run.
 - `curves`: the same protocol on the intermediate checkpoints (`checkpoints/step_N`) of the seed-0 runs.
 - `layers`: every layer of the seed-0 runs (0 = embedding output).
 - `frames`: the seed-0 runs with embeddings averaged over the k reading frames.
@@ -27,7 +28,7 @@ from configuration_barcodemae import BarcodeMAEConfig  # noqa: E402
 from barcodemae.data import load_splits  # noqa: E402
 from barcodemae.feature_probes import participation_ratio  # noqa: E402
 from barcodemae.neighbours import nearest_neighbour  # noqa: E402
-from barcodemae.protocol import TABLE_COLUMNS, evaluate  # noqa: E402
+from barcodemae.protocol import NON_LEARNED_ROWS, TABLE_COLUMNS, evaluate  # noqa: E402
 from modeling_barcodemae import BarcodeMAEForPreTraining, BarcodeMAEModel  # noqa: E402
 from tokenization_barcodemae import BarcodeMAETokenizer  # noqa: E402
 
@@ -69,7 +70,8 @@ def run_part(part: str, args: argparse.Namespace) -> None:
     runs = run_dirs(args.runs_dir, args.seeds)
     seed0 = [str(path) for name, path in runs.items() if name.endswith(f"seed{args.seeds[0]}")]
     if part == "main":
-        probe(part, ["kmer:4", "kmer:6", untrained_encoder(args.runs_dir, args.seeds), *map(str, runs.values())], args)
+        models = ["kmer:4", *NON_LEARNED_ROWS, untrained_encoder(args.runs_dir, args.seeds), *map(str, runs.values())]
+        probe(part, models, args)
     elif part == "curves":
         tokenizer = BarcodeMAETokenizer()
         models = []
@@ -143,7 +145,7 @@ def summarise(args: argparse.Namespace) -> None:
     runs = run_dirs(args.runs_dir, args.seeds)
     main = load_results(args.runs_dir, "main")
     lines = ["| model | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---|" + "---:|" * len(SUMMARY_COLUMNS)]
-    for name in ("kmer:4", "kmer:6", "untrained"):
+    for name in ("kmer:4", *NON_LEARNED_ROWS, "untrained"):
         row = table_row(main[name])
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in SUMMARY_COLUMNS) + " |")
     for objective in OBJECTIVES:

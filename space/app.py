@@ -3,8 +3,8 @@
     pip install -e ".[demo]"              # in a clone of the repository (torch==2.13.0 first, see README)
     python space/app.py                   # http://127.0.0.1:7860; --model FOLDER_OR_HUB_ID, --port N
 
-A thin page over the toolkit: `barcodemae.encoders.load_encoder` loads the model (AutoModel / AutoTokenizer with
-trust_remote_code), `barcodemae.files.read_records` reads and checks the barcodes, `barcodemae.identify` calls the
+A thin page over the toolkit: `barcodemae.encoders.load_encoder` loads the model (a BarcodeMAE folder through the
+package's own classes), `barcodemae.files` reads and checks the barcodes, `barcodemae.identify` calls the
 taxa, as `barcodemae identify QUERIES --reference FIXTURE --reference_splits train --model MODEL` does (with its
 default relatives embedding, amino-acid 3-mers). The reference is embedded and calibrated once, at start-up.
 """
@@ -27,18 +27,20 @@ import pandas as pd  # noqa: E402
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from barcodemae.data import FIXTURE  # noqa: E402
+from barcodemae.data import FIXTURE, SKIP_BAD  # noqa: E402
 from barcodemae.encoders import load_encoder  # noqa: E402
-from barcodemae.errors import USER_ERRORS, UserError  # noqa: E402
-from barcodemae.files import read_records, write_embeddings, write_table  # noqa: E402
-from barcodemae.identify import DEFAULT_RELATIVES_MODEL, RANKS, Reference, Relatives, identify  # noqa: E402
+from barcodemae.errors import USER_ERRORS, Option, UserError, command_line_spelling, error_text  # noqa: E402
+from barcodemae.files import read_records, read_selected, scan_records, write_embeddings, write_table  # noqa: E402
+from barcodemae.identify import DEFAULT_RELATIVES_MODEL, RANKS, Relatives, identify  # noqa: E402
 from barcodemae.model_card import IDENTIFY_COMPARISON, MODEL_ID  # noqa: E402
+from barcodemae.search.references import Reference  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "checkpoints" / "barcodemae-4x256-bold"  # shipped in the clone and uploaded with the Space
 REFERENCE_SPLITS = ("train",)  # the bundled fixture's labelled reference (455 distinct barcodes)
 MAX_QUERIES = 1000  # per run: about 30 s on two CPU cores; more is a job for `barcodemae identify`
 EXAMPLE_IDS = ("AGIRI262-17", "BBDCP593-10")  # Aedes aegypti (in the reference), Aedes vexans (not in it)
 PLAIN_HEADER = "query"  # pasted barcodes without FASTA headers are named query_1, query_2, ...
+SKIP_LABEL = "Skip bad barcodes"  # the page's control for what the toolkit calls on_bad_sequence="skip"
 
 INTRODUCTION = f"""# BarcodeMAE: identify insect COI barcodes
 
@@ -54,14 +56,27 @@ species it lacks should get a genus, not a species. {IDENTIFY_COMPARISON} (`kmer
 command line's default retriever.) The model card compares the model with an untrained encoder too."""
 
 
-def pasted_fasta(text: str) -> str:
-    """FASTA of pasted barcodes: FASTA as it is, else one barcode per non-empty line (named query_1, query_2, ...)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
+def pasted_file(text: str, folder: Path) -> Path:
+    """The pasted barcodes as a file in `folder` for the toolkit's reader, so that its messages point into the box:
+    FASTA as pasted (a record's line is the box's line), else one barcode per non-empty line as a one-column table
+    (its row N is the Nth barcode; `read_queries` names it query_N)."""
+    lines = text.splitlines()
+    barcodes = [line.strip() for line in lines if line.strip()]
+    if not barcodes:
         raise UserError("no barcode: paste one or more (FASTA, or one per line) or upload a file")
-    if lines[0].startswith(">"):
-        return "\n".join(lines) + "\n"
-    return "".join(f">{PLAIN_HEADER}_{number}\n{line}\n" for number, line in enumerate(lines, 1))
+    if barcodes[0].startswith(">"):
+        path = folder / "pasted.fasta"
+        path.write_text("".join(f"{line}\n" for line in lines))
+    else:
+        path = folder / "pasted.tsv"
+        path.write_text("".join(f"{line}\n" for line in ["sequence", *barcodes]))
+    return path
+
+
+def page_spelling(option: Option) -> str | None:
+    """How the page names an option in a message: by its control (None: the page has none, the message leaves out the
+    remedy that needs it)."""
+    return f"the '{SKIP_LABEL}' box" if option == SKIP_BAD else None
 
 
 def _call_text(table: pd.DataFrame, rank: str, threshold: float) -> list[str]:
@@ -94,29 +109,33 @@ class Demo:
     def _project(self, vectors: np.ndarray) -> np.ndarray:
         return (vectors - self.map_centre) @ self.map_axes.T
 
-    def read_queries(self, text: str, upload: str | None, folder: Path):
-        """The barcodes of the upload, else of the pasted text, checked by the toolkit's reader; errors name the
-        pasted record or the uploaded file, not a temporary path."""
+    def read_queries(self, text: str, upload: str | None, folder: Path, skip: bool = False):
+        """The barcodes of the upload, else of the pasted text, checked by the toolkit's reader (bad ones skipped with
+        `skip`), and how many were skipped; errors name the pasted record or the uploaded file, not a temporary path,
+        and the page's controls, not the toolkit's options."""
         if upload:
             path, shown = Path(upload), Path(upload).name
         else:
-            path, shown = folder / "pasted.fasta", "pasted barcodes"
-            path.write_text(pasted_fasta(text or ""))
+            path, shown = pasted_file(text or "", folder), "pasted barcodes"
         try:
-            records = read_records(path, min_run=self.encoder.min_run)
+            selection = scan_records([path], min_run=self.encoder.min_run, on_bad_sequence="skip" if skip else "error")
+            records = read_selected(selection)
         except USER_ERRORS as error:
-            raise UserError(str(error).replace(str(path), shown)) from None
+            raise UserError(error_text(error, page_spelling).replace(str(path), shown)) from None
+        if not upload and path.suffix == ".tsv":  # ids are the rows: the barcodes' numbers
+            records.ids = [f"{PLAIN_HEADER}_{row}" for row in records.ids]
         if len(records) > MAX_QUERIES:
             raise UserError(f"{shown}: {len(records):,} barcodes; this demo identifies at most {MAX_QUERIES:,} per run "
                             "(split them, or run `barcodemae identify` on your machine)")  # fmt: skip
-        return records
+        return records, selection.skipped
 
-    def run(self, text: str, upload: str | None, progress=gr.Progress(track_tqdm=True)):
-        """(message, calls shown, calls.tsv, embeddings.parquet, map): the page's outputs; bad input: a message."""
+    def run(self, text: str, upload: str | None, skip: bool = False, progress=gr.Progress(track_tqdm=True)):
+        """(message, calls shown, calls.tsv, embeddings.parquet, map): the page's outputs; bad input: a message.
+        `skip`: the page's "Skip bad barcodes" box."""
         folder = Path(tempfile.mkdtemp(prefix="barcodemae-demo-"))
         try:
             progress(0.0, desc="reading the barcodes")
-            queries = self.read_queries(text, upload, folder)
+            queries, skipped = self.read_queries(text, upload, folder, skip)
         except USER_ERRORS as error:
             return f"**error:** {error}", None, None, None, None
         progress(0.1, desc="embedding")
@@ -132,6 +151,7 @@ class Demo:
             shown[rank] = _call_text(table, rank, self.reference.thresholds[rank])
         summary = ", ".join(f"{rank} {(table[rank] != '').sum()}" for rank in RANKS)
         message = f"{len(queries)} barcodes identified against {len(self.reference_records)} reference barcodes; called: {summary}."
+        message += f" {skipped} bad barcode{'s' if skipped != 1 else ''} skipped." if skipped else ""
         calls = write_table(folder / "calls.tsv", table)
         embeddings = write_embeddings(folder / "embeddings.parquet", queries.ids, vectors)[0]
         return message, shown, str(calls), str(embeddings), self.figure(vectors, queries.ids)
@@ -176,6 +196,8 @@ def build(demo: Demo) -> gr.Blocks:
                                                              ".gz"], type="filepath")  # fmt: skip
         with gr.Row():
             example = gr.Button("Example: two fixture barcodes")
+            skip = gr.Checkbox(label=SKIP_LABEL, value=False, elem_id="skip",
+                               info="leave out barcodes that cannot be read or embedded, and say how many")
             button = gr.Button("Identify", variant="primary", elem_id="identify")
         message = gr.Markdown(elem_id="message")
         calls = gr.Dataframe(label="Identification (identity of the nearest reference carrying each call)",
@@ -185,7 +207,7 @@ def build(demo: Demo) -> gr.Blocks:
             embeddings = gr.File(label="embeddings.parquet (id, embedding)")
         plot = gr.Plot(label="Map")
         example.click(demo.examples, outputs=text, api_name="example")
-        button.click(demo.run, inputs=[text, upload], outputs=[message, calls, tsv, embeddings, plot],
+        button.click(demo.run, inputs=[text, upload, skip], outputs=[message, calls, tsv, embeddings, plot],
                      api_name="identify")  # fmt: skip
     return page
 
@@ -198,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         demo = Demo(args.model)
     except USER_ERRORS as error:
-        sys.exit(f"error: {error}")
+        sys.exit(f"error: {error_text(error, command_line_spelling(vars(args)))}")
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts
     build(demo).queue(default_concurrency_limit=1).launch(server_port=args.port, theme=theme)
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from barcodemae.model_card import SPACE_ID  # noqa: E402
 
-UPLOADED = ("space/app.py", "barcodemae/*.py", "barcodemae/bioscan_fixture.csv.gz", "*_barcodemae.py",
+UPLOADED = ("space/app.py", "barcodemae/**/*.py", "barcodemae/bioscan_fixture.csv.gz", "*_barcodemae.py",
             "checkpoints/barcodemae-4x256-bold/*")  # fmt: skip
 AT_THE_TOP = {"README.md": "space/README.md", "requirements.txt": "space/requirements.txt"}
 

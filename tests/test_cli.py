@@ -52,10 +52,15 @@ def test_kmer_commands_import_neither_transformers_nor_datasets(tmp_path, fixtur
     for command in commands:
         result = barcodemae(*command, "--no_progress", cwd=tmp_path, PYTHONPROFILEIMPORTTIME="1")
         assert result.returncode == 0, result.stderr[-2000:]
-        imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()
-                    if line.startswith("import time:")}  # fmt: skip
+        imported = imported_packages(result)
         assert {"barcodemae", "edlib" if command[0] != "embed" else "numpy"} <= imported, command  # the report is there
         assert not imported & {"transformers", "datasets"}, command
+
+
+def imported_packages(result: subprocess.CompletedProcess) -> set[str]:
+    """The top-level packages a console run with PYTHONPROFILEIMPORTTIME=1 imported."""
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()
+            if line.startswith("import time:")}  # fmt: skip
 
 
 def test_embed_model_npy_equals_encoder(tmp_path, fixture_path, fixture_metadata, tiny_model_dir):
@@ -129,7 +134,7 @@ def test_console_error_exit_status_without_traceback(tmp_path):
     (tmp_path / "bad.fasta").write_text(">a\nACGTACGT\n>b\nACGTXACGT\n")
     result = barcodemae("cluster", "bad.fasta", "--output", "clusters.tsv", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: bad.fasta: record 2, column 'sequence'")
+    assert result.stderr.strip().splitlines()[-1].startswith("error: bad.fasta: record 2 (>b, line 3), column 'sequence'")
 
 
 def error_line(capsys) -> str:
@@ -156,6 +161,7 @@ def error_line(capsys) -> str:
         (["identify", "--measure", "global"], r"argument --measure: invalid choice: 'global'"),
         (["embed", "--batch_size", "many"], r"argument --batch_size: must be a whole number of at least 1, got 'many'"),
         (["embed", "--layer", "-2"], r"argument --layer: must be a layer"),
+        (["cluster", "--max_length", "-1"], r"argument --max_length: must be a whole number of at least 0, got -1"),
         (["embed", "--on_bad_sequence", "drop"], r"argument --on_bad_sequence: invalid choice: 'drop'"),
     ],
 )
@@ -199,7 +205,7 @@ SHORT_AND_AMBIGUOUS = [("short", "ACGT"), ("all_n", "NNNNNNNNNNNN"), ("ambiguous
 def test_barcode_without_a_kmer_to_embed_is_an_error_naming_its_row(tmp_path, capsys, tiny_model_dir, model, name,
                                                                     barcode):  # fmt: skip
     """Shorter than k, all N or too ambiguous: no k-mer to embed (kmer:6 would give a zero vector, a model's tokenizer
-    a traceback); the error names the row and says how to skip such rows."""
+    a traceback); the error names the row and its id and says how to skip such rows."""
     good = "AACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGGAACTTCTTTAAGATTATTAATTCGAGCAGAATT"
     path = tmp_path / "barcodes.csv"
     path.write_text(f"processid,dna_barcode\na,{good}\n{name},{barcode}\n")
@@ -209,8 +215,9 @@ def test_barcode_without_a_kmer_to_embed_is_an_error_naming_its_row(tmp_path, ca
                     ["identify", str(path), "--reference", str(path), "--output", str(tmp_path / "out" / "x.tsv")]):  # fmt: skip
         assert main([*command, "--model", model, "--no_progress"]) == 2
         error = error_line(capsys)
-        assert "barcodes.csv: row 2: the barcode" in error and "no 6 unambiguous nucleotides (A, C, G, T) in a row" in error
-        assert "--on_bad_sequence skip" in error
+        assert f"barcodes.csv: row 2 (processid {name!r}): the barcode" in error
+        assert "no 6 unambiguous nucleotides (A, C, G, T) in a row" in error
+        assert error.endswith("; fix the file or skip them with --on_bad_sequence skip\n")  # the flag only
         assert not (tmp_path / "out").exists()
 
 
@@ -238,7 +245,8 @@ def test_embed_of_a_bad_file_leaves_no_output_behind(tmp_path, capsys):
 def test_identify_rank_by_cosine_calibrates_and_ranks_in_cosine(tmp_path, fixture_path):
     from barcodemae.encoders import kmer_embeddings
     from barcodemae.files import read_records
-    from barcodemae.identify import RANKS, Reference, identify
+    from barcodemae.identify import RANKS, identify
+    from barcodemae.search.references import Reference
 
     output = tmp_path / "calls.tsv"
     assert main(["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
@@ -276,7 +284,8 @@ def test_evaluate_checks_barcodes_before_writing_and_can_skip(tmp_path, capsys, 
     frame.to_csv(path, index=False)
     assert main(["evaluate", "--models", "kmer:4", "--data_file", str(path), "--output_dir", str(tmp_path / "out"),
                  "--no_progress"]) == 2  # fmt: skip
-    assert f"metadata.csv: row {row + 1}: the barcode 'ACG' (3 nt once cleaned) has no 4 unambiguous" in error_line(capsys)
+    assert (f"metadata.csv: row {row + 1} (processid {frame.processid[row]!r}): the barcode 'ACG' (3 nt once cleaned) "
+            "has no 4 unambiguous") in error_line(capsys)  # fmt: skip
     assert not (tmp_path / "out").exists()
     kept = load_splits(path, ["train"], on_bad_sequence="skip", min_run=4)["train"]
     assert kept.rows_before_dedup == (frame.split == "train").sum() - 1
@@ -285,7 +294,8 @@ def test_evaluate_checks_barcodes_before_writing_and_can_skip(tmp_path, capsys, 
 def test_identify_rule_lca_abstains_where_best_calls_and_measure_infix_is_the_library(tmp_path, fixture_path):
     from barcodemae.encoders import kmer_embeddings
     from barcodemae.files import read_records
-    from barcodemae.identify import RANKS, Reference, identify
+    from barcodemae.identify import RANKS, identify
+    from barcodemae.search.references import Reference
 
     arguments = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
                  "--reference_splits", "train", "--no_progress", "--output"]  # fmt: skip
@@ -345,7 +355,8 @@ def test_cluster_methods_are_the_library(tmp_path, fixture_path, capsys, options
 def test_identify_relatives_model_equals_the_library_and_needs_identity(tmp_path, fixture_path, capsys):
     from barcodemae.encoders import amino_acid_embeddings, kmer_embeddings
     from barcodemae.files import read_records
-    from barcodemae.identify import RANKS, Reference, Relatives, identify
+    from barcodemae.identify import RANKS, Relatives, identify
+    from barcodemae.search.references import Reference
 
     common = ["identify", str(fixture_path), "--query_splits", "test_unseen", "--reference", str(fixture_path),
               "--reference_splits", "train", "--no_progress"]  # fmt: skip
@@ -379,3 +390,68 @@ def test_identify_relatives_model_equals_the_library_and_needs_identity(tmp_path
     assert not (tmp_path / "c.tsv").exists()
     assert main([*common, "--rank_by", "cosine", "--output", str(tmp_path / "c.tsv")]) == 0  # no relatives by default
     assert "(kmer:6);" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_console_embed_and_identify_take_a_joined_spec(tmp_path, fixture_path):
+    """`kmer:6+aa:3` as --model of embed (its vectors are the encoder's) and of identify, another joined spec as
+    identify's --relatives_model; numpy only, as kmer:K."""
+    from barcodemae.encoders import load_encoder
+    from barcodemae.files import read_records
+
+    embed = barcodemae("embed", fixture_path, "--splits", "val", "--model", "kmer:6+aa:3", "--output", "vectors.npy",
+                       "--no_progress", cwd=tmp_path, PYTHONPROFILEIMPORTTIME="1")  # fmt: skip
+    identify = barcodemae("identify", fixture_path, "--query_splits", "val_unseen", "--reference", fixture_path,
+                          "--reference_splits", "train", "--model", "kmer:6+aa:3", "--relatives_model", "kmer:4+aa:2",
+                          "--output", "calls.tsv", "--no_progress", cwd=tmp_path,
+                          PYTHONPROFILEIMPORTTIME="1")  # fmt: skip
+    for result in (embed, identify):
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert not imported_packages(result) & {"transformers", "datasets"}
+    ids, vectors = read_embeddings(tmp_path / "vectors.npy")
+    records = read_records(fixture_path, ["val"])
+    assert ids == records.ids and "x 12096 dims (kmer:6+aa:3)" in embed.stdout
+    np.testing.assert_allclose(vectors, load_encoder("kmer:6+aa:3").embed(records.sequences), rtol=1e-6)
+    assert "(kmer:6+aa:3, relatives by kmer:4+aa:2)" in identify.stdout
+    assert len(pd.read_csv(tmp_path / "calls.tsv", sep="\t")) == len(read_records(fixture_path, ["val_unseen"]))
+
+
+def test_a_bad_part_of_a_joined_spec_is_a_one_line_error_naming_it(tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # "foo" is looked for in the local Hub cache only
+    path = tmp_path / "barcodes.csv"
+    path.write_text("dna_barcode\nAACATTATATTTTATTTTTGGAATTTGAGCAGGAATAGTAGG\n")
+    for spec, message in [("kmer:6+foo", r"model 'foo': no such folder"),
+                          ("kmer:6+", r"model 'kmer:6\+': an empty part"),
+                          ("kmer:6+aa:9", r"aa:K needs 1 <= K <= 3, got aa:9")]:  # fmt: skip
+        assert main(["embed", str(path), "--model", spec, "--output", str(tmp_path / "out.npy")]) == 2
+        assert re.search(message, error_line(capsys)), spec
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_every_command_keeps_the_same_660_nucleotides_by_default():
+    from barcodemae.cli import build_parser
+    from barcodemae.data import MAX_NUCLEOTIDES
+    from barcodemae.protocol import ProtocolSettings
+
+    parser = build_parser()
+    commands = [["embed", "x.csv", "--output", "x.npy"], ["cluster", "x.csv", "--output", "x.tsv"],
+                ["identify", "x.csv", "--reference", "x.csv", "--output", "x.tsv"],
+                ["index", "build", "x.csv", "--output", "library"], ["index", "add", "library", "x.csv"],
+                ["evaluate", "--models", "kmer:6"]]  # fmt: skip
+    found = {parser.parse_args(command).max_length for command in commands}
+    assert found == {MAX_NUCLEOTIDES} == {ProtocolSettings().max_length} == {660}  # BIOSCAN-5M's input
+
+
+def test_max_length_cuts_what_is_embedded_and_0_keeps_every_nucleotide(tmp_path, fixture_metadata):
+    from barcodemae.encoders import kmer_embeddings
+
+    longest = max(fixture_metadata.dna_barcode, key=len)
+    assert len(longest) > 700
+    path = tmp_path / "long.csv"
+    path.write_text(f"processid,dna_barcode\nlong,{longest}\n")
+    for options, kept in (([], longest[:660]), (["--max_length", "700"], longest[:700]),
+                          (["--max_length", "0"], longest)):  # fmt: skip
+        assert main(["embed", str(path), "--model", "kmer:6", "--output", str(tmp_path / "x.npy"), *options]) == 0
+        np.testing.assert_array_equal(read_embeddings(tmp_path / "x.npy")[1], kmer_embeddings([kept], 6))

@@ -18,7 +18,7 @@ from barcodemae.cli import main
 from barcodemae.embedding_job import embed_to_shards
 from barcodemae.encoders import load_encoder
 from barcodemae.files import iter_records, read_embeddings, read_records, scan_records
-from barcodemae.index import VERIFIED
+from barcodemae.search.store import VERIFIED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 BAD_ROWS = {5: "ACGT7ACGTACGT", 9: "ACGNTAC"}  # 1-based data rows of `barcode_file`: a bad character, no 4-mer
@@ -78,7 +78,9 @@ def test_bad_row_is_named_as_read_records_names_it(tmp_path, barcode_file):
     with pytest.raises(ValueError) as at_once:
         read_records(barcode_file, min_run=6)
     assert str(streamed.value) == str(at_once.value)
-    assert "barcodes.csv: row 5, column 'dna_barcode': the character '7' at position 5" in str(streamed.value)
+    record = pd.read_csv(barcode_file, dtype=str).processid[4]
+    assert f"barcodes.csv: row 5 (processid {record!r}), column 'dna_barcode': the character '7' at position 5" in str(
+        streamed.value)  # fmt: skip
 
 
 def test_embed_in_shards_equals_embedding_at_once_and_leaves_one_file(tmp_path, barcode_file, capsys):
@@ -196,7 +198,8 @@ def test_bad_file_on_two_processes_is_one_error_line_and_nothing_written(tmp_pat
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
-    assert "barcodes.csv: row 5, column 'dna_barcode': the character '7' at position 5" in errors[0]
+    record = pd.read_csv(barcode_file, dtype=str).processid[4]
+    assert f"barcodes.csv: row 5 (processid {record!r}), column 'dna_barcode': the character '7' at position 5" in errors[0]
     assert not (tmp_path / "out").exists()
 
 

@@ -13,8 +13,9 @@ from barcodemae.data import load_splits
 from barcodemae.encoders import kmer_embeddings
 from barcodemae.errors import UserError
 from barcodemae.identify import (
-    Reference, Relatives, assign, calibrate_thresholds, identify, prefer_species_matches, ranked_neighbours,
+    Relatives, assign, calibrate_thresholds, identify, prefer_species_matches, ranked_neighbours,
 )
+from barcodemae.search.references import Reference
 
 
 def taxonomy_vectors(rng, noise: float):

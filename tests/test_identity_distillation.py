@@ -10,8 +10,8 @@ from accelerate.state import AcceleratorState, GradientState
 from conftest import tiny_config_kwargs, train_script
 
 from barcodemae.alignment import alignment_identity
-from barcodemae.encoders import kmer_embeddings
-from barcodemae.identity_batches import NeighbourBatchSampler, identity_matrix, kmer_neighbour_table
+from barcodemae.encoders import kmer_embeddings, load_encoder
+from barcodemae.identity_batches import NeighbourBatchSampler, identity_matrix, kmer_neighbour_table, teacher_matrix
 from modeling_barcodemae import identity_distillation
 
 
@@ -82,18 +82,42 @@ def test_identity_matrix_is_symmetric_alignment_identity(pretraining_barcodes):
     assert matrix[1, 3].item() == pytest.approx(alignment_identity(sequences[1], sequences[3]))
 
 
-def test_train_py_runs_identity_distillation_and_registers_frames_by_default(tmp_path):
+def test_teacher_matrix_is_the_cosine_of_the_non_learned_pair_or_alignment_identity(pretraining_barcodes):
+    sequences = pretraining_barcodes[:6]
+    matrix = teacher_matrix("kmer:6+aa:3")(sequences)
+    assert matrix.shape == (6, 6) and torch.allclose(matrix, matrix.T) and torch.allclose(matrix.diagonal(), torch.ones(6))
+    parts = [F.normalize(torch.from_numpy(load_encoder(spec).embed(sequences[:2])), dim=-1) for spec in ("kmer:6", "aa:3")]
+    assert matrix[0, 1].item() == pytest.approx(np.mean([float(part[0] @ part[1]) for part in parts]), abs=1e-5)
+    assert teacher_matrix("identity") is identity_matrix
+    with pytest.raises(ValueError, match="distillation_teacher"):
+        teacher_matrix("checkpoints/some-model")
+
+
+def train_tiny(tmp_path, recipe: str, steps: int) -> tuple[list[dict], dict]:
+    """train.py on the fixture with a tiny model and `--recipe`: the metrics.jsonl rows and the saved config."""
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     tiny = [f"--{key}={value}" for key, value in tiny_config_kwargs(decoder_num_hidden_layers=1).items()]
     train_script().main(["--output_dir", str(tmp_path / "out"), "--mixed_precision", "no", "--logging_steps", "2", *tiny,
-                "--recipe", "identity", "--max_steps", "4", "--per_device_train_batch_size", "16",
-                "--identity_neighbours", "3", "--checkpointing_steps", "0", "--report_to", "none"])  # fmt: skip
+                         "--recipe", recipe, "--max_steps", str(steps), "--per_device_train_batch_size", "16",
+                         "--identity_neighbours", "3", "--checkpointing_steps", "0", "--report_to", "none"])  # fmt: skip
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
     logged = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    return logged, json.loads((tmp_path / "out" / "config.json").read_text())
+
+
+def test_train_py_distils_the_teacher_recipe_into_the_last_layer(tmp_path):
+    """--recipe visible_teacher: batches carry the non-learned pair's cosines, the distillation loss is logged, and the
+    checkpoint records its teacher."""
+    logged, config = train_tiny(tmp_path, "visible_teacher", 2)
+    assert [row["identity_loss"] > 0 for row in logged if "identity_loss" in row] == [True]
+    assert (config["distillation_teacher"], config["identity_temperature"], config["pooling_layer"]) == ("kmer:6+aa:3", 0.05, -1)
+
+
+def test_train_py_runs_identity_distillation_and_registers_frames_by_default(tmp_path):
+    logged, config = train_tiny(tmp_path, "identity", 4)
     losses = [row["identity_loss"] for row in logged if "identity_loss" in row]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["identity_distillation_weight"] == 1.0
     assert json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())["register_frame"] is True

@@ -10,16 +10,18 @@ import pandas as pd
 import pytest
 from test_cli import barcodemae
 
-import barcodemae.index as index_module
+import barcodemae.search.index as index_module
+import barcodemae.search.references as references_module
+import barcodemae.search.store as store_module
 from barcodemae.cli import main
 from barcodemae.encoders import load_encoder
 from barcodemae.files import read_records, read_selected, scan_records
 from barcodemae.identify import RANKS, ranked_neighbours
-from barcodemae.index import (
-    ALPHABET, PackedSequences, build_index, load_index, map_tensors, pack_sequences, write_tensors,
-)
 from barcodemae.embedding_job import parts_folder
 from barcodemae.neighbours import nearest_neighbours
+from barcodemae.search.index import build_index, load_index
+from barcodemae.search.packing import ALPHABET, PackedSequences, pack_sequences
+from barcodemae.search.store import map_tensors, write_tensors
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -75,7 +77,7 @@ def test_index_build_add_info_and_identify_through_the_console(tmp_path, fixture
 
 
 def test_index_add_recalibrates_as_a_build_of_everything(tmp_path, fixture_metadata):
-    from barcodemae.index import add_to_index
+    from barcodemae.search.index import add_to_index
 
     encoder = load_encoder("kmer:6")
     paths = _write_parts(fixture_metadata, tmp_path)
@@ -98,7 +100,7 @@ def test_an_interrupted_build_leaves_no_index_and_resumes_from_its_parts(tmp_pat
     def interrupted(*arguments):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_module, "_write_generation", interrupted)
+    monkeypatch.setattr(index_module, "write_generation", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_index(tmp_path / "library", encoder, scan, "overlap", shard_size=100)
     monkeypatch.undo()
@@ -114,8 +116,8 @@ def test_an_interrupted_build_leaves_no_index_and_resumes_from_its_parts(tmp_pat
 def test_checksums_are_checked_again_only_for_files_changed_since(tmp_path, fixture_path, monkeypatch):
     build_index(tmp_path / "library", load_encoder("kmer:4"), reference_scan([fixture_path], ["val"]), "overlap")
     hashed = []
-    original = index_module._sha256
-    monkeypatch.setattr(index_module, "_sha256", lambda path: hashed.append(path.name) or original(path))
+    original = store_module._sha256
+    monkeypatch.setattr(store_module, "_sha256", lambda path: hashed.append(path.name) or original(path))
     load_index(tmp_path / "library")
     assert hashed == []  # hashed while built
     os.utime(tmp_path / "library" / "records.1.parquet")  # touched: changed for all the check knows
@@ -167,6 +169,19 @@ def test_an_index_of_another_model_is_refused(tmp_path, fixture_path, capsys):
     assert "(kmer:5, relatives by aa:3)" in capsys.readouterr().out
 
 
+def test_an_index_of_a_joined_spec_reloads_with_its_model_and_refuses_a_part(tmp_path, fixture_path, capsys):
+    library = str(tmp_path / "joined")
+    assert main(["index", "build", str(fixture_path), "--reference_splits", "val", "--output", library,
+                 "--model", "kmer:4+aa:1", "--no_progress"]) == 0  # fmt: skip
+    assert "model: kmer:4+aa:1 (k 4 + k 1)" in capsys.readouterr().out
+    assert main(["identify", str(fixture_path), "--query_splits", "val", "--index", library, "--relatives_model",
+                 "none", "--output", str(tmp_path / "calls.tsv"), "--no_progress"]) == 0  # fmt: skip
+    assert "queries against" in capsys.readouterr().out and (tmp_path / "calls.tsv").exists()
+    assert main(["identify", str(fixture_path), "--index", library, "--model", "kmer:4", "--output",
+                 str(tmp_path / "other.tsv")]) == 2  # fmt: skip
+    assert "built with model 'kmer:4+aa:1' (k 4 + k 1), not 'kmer:4' (k 4)" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_bad_input_is_one_error_line_and_leaves_no_index(tmp_path, fixture_path):
     (tmp_path / "bad.csv").write_text("processid,species,dna_barcode\nx1,A a,ACGTACGTACGT\nx2,A b,ACGTXACGTACG\n")
@@ -201,7 +216,7 @@ def test_compact_search_rescored_is_the_exact_search(tmp_path, fixture_path, mon
     assert compact.projection is not None and compact.vectors.dtype == np.float16
     vectors = encoder.embed(queries)
     exact_indices, exact_similarities = nearest_neighbours(encoder.embed(reference.sequences), vectors, 5)
-    monkeypatch.setattr(index_module, "RESCORE_FACTOR", len(reference.sequences))
+    monkeypatch.setattr(references_module, "RESCORE_FACTOR", len(reference.sequences))
     indices, similarities = compact.reference(encoder).nearest(vectors, 5)
     assert (indices == exact_indices).mean() > 0.99 and np.allclose(similarities, exact_similarities, atol=1e-5)
     monkeypatch.undo()
@@ -263,7 +278,8 @@ def test_compact_index_stores_relatives_vectors_that_add_extends(tmp_path, fixtu
     neighbours as alike as the exact aa:3 search's; `index add` embeds the new barcodes into them (and refuses
     without that model); an exact index stores none and embeds its barcodes at the first relatives search."""
     from barcodemae.errors import UserError
-    from barcodemae.index import add_to_index, project
+    from barcodemae.search.index import add_to_index
+    from barcodemae.search.projection import project
 
     encoder, relatives = load_encoder("kmer:6"), load_encoder("aa:3")
     paths = _write_parts(fixture_metadata, tmp_path)

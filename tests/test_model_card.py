@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, run_clean_python, tiny_config_kwargs
 
 from barcodemae.model_card import MODEL_ID, SPACE_URL, model_card
@@ -28,6 +29,7 @@ def _first_python_block(card: str) -> str:
     return re.search(r"```python\n(.*?)```", card, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_shipped_card_is_what_release_checkpoint_writes(tmp_path):
     for name in ("config.json", "tokenizer_config.json", "tokenizer.json"):
         shutil.copy(CHECKPOINT / name, tmp_path)
@@ -41,6 +43,7 @@ def test_shipped_card_is_what_release_checkpoint_writes(tmp_path):
     assert written == (CHECKPOINT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_shipped_card_starts_with_a_snippet_that_finds_the_right_reference(tmp_path):
     card = (CHECKPOINT / "README.md").read_text()
     assert card.index("```python") < card.index("## Model") and SPACE_URL in card and "model-index:" in card

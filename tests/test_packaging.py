@@ -2,6 +2,7 @@
 name that is no folder there."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_the_fixture_and_no_generic_top_level_modules(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "barcodemae/bioscan_fixture.csv.gz" in names and "barcodemae/identify.py" in names
+    assert "barcodemae/search/index.py" in names  # the subpackage too
     top_level = {name for name in names if "/" not in name}
     assert top_level == HUB_FILES | {"evaluate_probes.py"}
     assert not any(name.startswith(("tests/", "data/", "checkpoints/", "space/", "benchmarks/")) for name in names)
@@ -64,6 +66,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]  # nothing listens there once the socket is closed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hub, problem",
     [
@@ -83,3 +86,17 @@ def test_relative_model_folder_from_elsewhere_fails_at_once(tmp_path, barcodes, 
     assert result.stderr.startswith(f"error: model 'checkpoints/barcodemae-4x256-bold': no such folder in {tmp_path}, "
                                     f"{problem}"), result.stderr  # fmt: skip
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.npy").exists()
+
+
+def test_readme_names_a_newest_tested_transformers_no_older_than_the_one_installed():
+    """The README's "tested with ... the newest, transformers X and tokenizers Y" stays true: a suite that runs on a
+    newer release than it names says so here (older installs, as the compatibility job's floors, pass)."""
+    import tokenizers
+    import transformers
+    from packaging.version import Version
+
+    text = " ".join((REPO / "README.md").read_text().split())
+    newest = re.search(r"with the newest, transformers (\S+) and tokenizers (\S+?);", text)
+    assert newest, "the README no longer names the newest tested versions"
+    assert Version(transformers.__version__) <= Version(newest.group(1)), transformers.__version__
+    assert Version(tokenizers.__version__) <= Version(newest.group(2)), tokenizers.__version__

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -28,15 +29,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def protocol_runs(tiny_model_dir, fixture_path, tmp_path_factory):
-    """The whole protocol, twice, with separate caches (so the second run recomputes everything)."""
-    runs = []
-    for attempt in range(2):
-        output = tmp_path_factory.mktemp(f"probes{attempt}")
-        runs.append(
-            (output, probes.evaluate(["kmer:4", str(tiny_model_dir)], fixture_path, output, progress=False, **FAST))
-        )
-    return runs
+def protocol_run(one_thread, tiny_model_dir, fixture_path, tmp_path_factory):
+    """The whole protocol, once, on k-mers and the tiny model: its output folder (with its cache) and report."""
+    output = tmp_path_factory.mktemp("probes")
+    return output, probes.evaluate(["kmer:4", str(tiny_model_dir)], fixture_path, output, progress=False, **FAST)
 
 
 def _numbers(metrics: dict) -> list[float]:
@@ -51,12 +47,12 @@ def _numbers(metrics: dict) -> list[float]:
     return values
 
 
-def test_1nn_metrics_match_sklearn(protocol_runs, fixture_path):
+def test_1nn_metrics_match_sklearn(protocol_run, fixture_path):
     """The protocol's 1-NN numbers equal scikit-learn's cosine 1-NN classifier on the same embeddings."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    _, report = protocol_runs[0]
+    _, report = protocol_run
     splits = load_splits(fixture_path, ["train", "test", "test_unseen"])
     train, unseen = splits["train"], splits["test_unseen"]
     keys, queries = (np.flatnonzero(split.labels["genus"] != "") for split in (train, unseen))
@@ -74,15 +70,31 @@ def test_1nn_metrics_match_sklearn(protocol_runs, fixture_path):
     assert report["data"]["splits"]["train"]["unique_barcodes"] < report["data"]["splits"]["train"]["rows"] == 700
 
 
-def test_deterministic_across_runs(protocol_runs):
-    (_, first), (_, second) = protocol_runs
+def test_deterministic_across_runs(protocol_run, tiny_model_dir, fixture_path, tmp_path):
+    """A second run gives the first run's numbers: its seeded steps (linear probe, 1-NN, UMAP + Ward) rerun on the
+    first run's embeddings, read from a copy of its cache (the same keys: no new entry); and the model's embeddings of
+    one split, recomputed without the cache, are the cached ones bit for bit."""
+    output, first = protocol_run
+    cache = shutil.copytree(output / "cache", tmp_path / "cache")
+    entries = sorted(path.name for path in cache.iterdir())
+    second = probes.evaluate(["kmer:4", str(tiny_model_dir)], fixture_path, None, cache, progress=False, plots=False,
+                             **FAST)  # fmt: skip
+    assert list(second["results"]) == list(first["results"])
     for model in first["results"]:
         assert _numbers(first["results"][model]) == _numbers(second["results"][model]), model
     assert first["table"] == second["table"]
+    settings = probes.ProtocolSettings(**FAST)
+    encoder = probes._encoder(str(tiny_model_dir), settings)
+    split_names = [settings.train_split, settings.test_split, settings.unseen_split]
+    unseen = load_splits(fixture_path, split_names, settings.max_length, settings.on_bad_sequence,
+                         encoder.min_run)[settings.unseen_split]  # fmt: skip
+    cached = EmbeddingCache(cache).embed_layers(encoder, unseen.sequences)
+    assert sorted(path.name for path in cache.iterdir()) == entries  # every embedding above came from the cache
+    np.testing.assert_array_equal(encoder.embed_layers(unseen.sequences), cached)
 
 
-def test_outputs_written(protocol_runs):
-    output, report = protocol_runs[0]
+def test_outputs_written(protocol_run):
+    output, report = protocol_run
     table = (output / "results.md").read_text()
     assert report["table"] in table and "| kmer:4 |" in table and "harmonic mean" in table
     saved = json.loads((output / "results.json").read_text())
@@ -169,6 +181,27 @@ def test_kmer_embeddings_do_not_depend_on_chunking():
     for rows in (1, 2, 4):
         np.testing.assert_array_equal(kmer_embeddings(sequences, 3, chunk_cells=rows * 64), whole)
     assert not whole[[1, 2]].any() and whole[[0, 3, 4, 5]].sum(1) == pytest.approx(1.0)
+
+
+def test_joined_encoder_is_its_parts_unit_vectors_side_by_side_under_a_key_of_its_own(barcodes):
+    """`kmer:6+aa:3`: each part's vector scaled to unit length, then concatenated; it needs the longest unambiguous
+    run a part needs; its cache key is neither part's nor the other order's."""
+    joined, kmer, amino = map(encoders.load_encoder, ("kmer:6+aa:3", "kmer:6", "aa:3"))
+    parts = [vectors / np.linalg.norm(vectors, axis=1, keepdims=True) for vectors in (kmer.embed(barcodes),
+                                                                                      amino.embed(barcodes))]  # fmt: skip
+    np.testing.assert_allclose(joined.embed(barcodes), np.concatenate(parts, 1), rtol=1e-6)
+    assert joined.name == "kmer:6+aa:3" and joined.min_run == amino.min_run == 11
+    keys = [encoder.cache_key() for encoder in (joined, kmer, amino, encoders.load_encoder("aa:3+kmer:6"))]
+    assert len({json.dumps(key) for key in keys}) == 4
+
+
+def test_protocol_row_of_a_joined_encoder_at_660_nt(fixture_path):
+    """A non-learned encoder other than kmer:K (here aa:1 inside a joined spec) is one row, described by its key."""
+    report = probes.evaluate(["kmer:3+aa:1"], fixture_path, None, progress=False, plots=False, **FAST)
+    assert list(report["results"]) == ["kmer:3+aa:1"]
+    assert report["models"]["kmer:3+aa:1"] == {"type": "concatenated", "dims": 64 + 20,
+                                               "parts": [{"kind": "kmer", "k": 3}, {"kind": "aa", "k": 1}]}  # fmt: skip
+    assert report["settings"]["max_length"] == 660  # BIOSCAN-5M's input, as every command cuts
 
 
 def test_translation_reads_each_barcode_in_its_reading_frame(barcodes):
@@ -326,3 +359,4 @@ def test_encoder_pools_the_layer_the_model_pools(barcodes):
         pooled = model(**tokenizer(barcodes[:1], return_tensors="pt")).pooler_output.numpy()
     assert np.allclose(encoder.embed(barcodes[:1]), pooled, atol=1e-5)
     assert encoders.from_model("tiny", model, tokenizer, layer=-1).layers == [-1]
+

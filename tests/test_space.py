@@ -70,12 +70,14 @@ def examples(client) -> str:
     return client.predict(api_name="/example")
 
 
+@pytest.mark.slow
 def test_example_button_gives_two_fixture_barcodes(examples):
     fixture = pd.read_csv(FIXTURE, dtype=str, keep_default_na=False).set_index("processid")
     names = [line[1:] for line in examples.splitlines() if line.startswith(">")]
     assert [fixture.loc[name, "species"] for name in names] == ["Aedes aegypti", "Aedes vexans"]
 
 
+@pytest.mark.slow
 def test_client_identifies_pasted_barcodes_with_abstention_and_downloads(client, examples):
     message, shown, calls_tsv, embeddings, plot = client.predict(examples, None, api_name="/identify")
     assert message.startswith("2 barcodes identified against 455 reference barcodes")
@@ -90,6 +92,7 @@ def test_client_identifies_pasted_barcodes_with_abstention_and_downloads(client,
     assert plot["type"] == "matplotlib"
 
 
+@pytest.mark.slow
 def test_client_reads_an_uploaded_file(client, fixture_metadata, tmp_path):
     from gradio_client import handle_file
 
@@ -101,12 +104,14 @@ def test_client_reads_an_uploaded_file(client, fixture_metadata, tmp_path):
     assert [row[0] for row in shown["data"]] == list(fixture_metadata[fixture_metadata.split == "test_unseen"].processid[:3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "text, upload, expected",
     [
         ("  \n", None, "**error:** no barcode: paste one or more"),
-        ("ACGTTAGCTAGG7ACGTACGTTTAGGCATCGA", None, "**error:** pasted barcodes: record 1, column 'sequence': the character '7'"),
-        (">a\nACGTAC\n", None, "**error:** pasted barcodes: record 1: the barcode 'ACGTAC' (6 nt once cleaned) has no 11"),
+        ("ACGTTAGCTAGG7ACGTACGTTTAGGCATCGA", None, "**error:** pasted barcodes: row 1, column 'sequence': the character '7'"),
+        ("\n>a\nACGTAC\n", None, "**error:** pasted barcodes: record 1 (>a, line 2): the barcode 'ACGTAC' (6 nt once "
+         "cleaned) has no 11"),
         ("AACATTATATTTTATTTTTGGAATTTGAGC\n" * 10_000, None, "**error:** pasted barcodes: 10,000 barcodes; this demo "
          "identifies at most 1,000 per run"),
         ("", "empty.fasta", "**error:** empty.fasta: the file is empty"),
@@ -121,6 +126,18 @@ def test_client_bad_input_gets_a_message(client, tmp_path, text, upload, expecte
     message, shown, calls_tsv, embeddings, plot = client.predict(text, upload, api_name="/identify")
     assert message.startswith(expected), message
     assert (calls_tsv, embeddings, plot) == (None, None, None)
+
+
+@pytest.mark.slow
+def test_client_bad_barcodes_name_the_page_control_that_skips_them(client, examples):
+    """The page speaks of its own controls, not of command-line flags; its box skips the bad barcodes and says so."""
+    pasted = examples.replace(">BBDCP593-10", ">BAD-1\nACGT7ACGT\n>BBDCP593-10")
+    message, *_ = client.predict(pasted, None, api_name="/identify")
+    assert message.startswith("**error:** pasted barcodes: record 2 (>BAD-1, line 3), column 'sequence': the character")
+    assert message.endswith("; fix the file or skip them with the 'Skip bad barcodes' box") and "--" not in message
+    message, shown, *_ = client.predict(pasted, None, True, api_name="/identify")
+    assert message.startswith("2 barcodes identified") and message.endswith(" 1 bad barcode skipped.")
+    assert [row[0] for row in shown["data"]] == ["AGIRI262-17", "BBDCP593-10"]
 
 
 @pytest.mark.slow
@@ -161,7 +178,8 @@ def test_push_uploads_the_app_with_its_toolkit_in_the_repository_layout():
     from push_to_hub import space_files
 
     files = space_files()
-    assert {"space/app.py", "barcodemae/identify.py", "barcodemae/bioscan_fixture.csv.gz", "modeling_barcodemae.py",
+    assert {"space/app.py", "barcodemae/identify.py", "barcodemae/search/references.py",
+            "barcodemae/bioscan_fixture.csv.gz", "modeling_barcodemae.py",
             "checkpoints/barcodemae-4x256-bold/model.safetensors"} <= set(files)  # fmt: skip
     assert files["README.md"] == REPO / "space" / "README.md" and "app_file: space/app.py" in files["README.md"].read_text()
     assert all(path.is_file() for path in files.values()) and not any(name.startswith("tests/") for name in files)

@@ -215,6 +215,7 @@ def clean_barcodes(fixture_metadata) -> list[str]:
     return [barcode for barcode in fixture_metadata.dna_barcode.iloc[::10] if set(barcode) <= set("ACGT")]
 
 
+@pytest.mark.slow
 def test_registration_is_off_by_default_and_saved_with_the_tokenizer(tmp_path, registering):
     assert BarcodeMAETokenizer().register_frame is False
     registering.save_pretrained(tmp_path / "folder")

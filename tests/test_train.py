@@ -213,7 +213,8 @@ def test_bad_characters_error_or_skip(tmp_path, fixture_metadata, capsys, caplog
     frame.iloc[4, 1] = frame.iloc[4, 1][:30] + "7" + frame.iloc[4, 1][30:]
     path = tmp_path / "dirty.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(ValueError, match=r"dirty\.csv: row 5, column 'dna_barcode': the character '7'"):
+    with pytest.raises(ValueError, match=rf"dirty\.csv: row 5 \(processid '{frame.iloc[4, 0]}'\), column 'dna_barcode': "
+                                         "the character '7'"):  # fmt: skip
         run(tmp_path, "--data_file", str(path), "--splits", "val", "--max_steps", "1")
     empty = tmp_path / "empty.csv"
     empty.write_text("dna_barcode,split\n")
@@ -225,6 +226,18 @@ def test_bad_characters_error_or_skip(tmp_path, fixture_metadata, capsys, caplog
     fasta.write_text("".join(f">r{index}\n{sequence}\n" for index, sequence in enumerate(frame.dna_barcode[5:17])))
     assert run(tmp_path, "--data_file", str(fasta), "--splits", "all", "--max_steps", "1", output="fasta")["step"] == 1
     assert "skipped 1 rows" in caplog.text
+
+
+def test_probe_queries_come_from_the_validation_splits_unless_test_is_asked(fixture_path, fixture_metadata):
+    """Recipes are chosen on val / val_unseen; the test splits only on request (they are reported once)."""
+    from barcodemae.feature_probes import FeatureProbe
+
+    for queries, seen, unseen in (("val", "val", "val_unseen"), ("test", "test", "test_unseen")):
+        probe = FeatureProbe(str(fixture_path), 100, 30, queries=queries)
+        first, second = probe.bounds
+        of = {split: set(fixture_metadata.dna_barcode[fixture_metadata.split == split].str[:660]) for split in (seen, unseen)}
+        assert first == 100 and set(probe.sequences[first:second]) <= of[seen]
+        assert set(probe.sequences[second:]) <= of[unseen] and len(probe.sequences) - second == 30
 
 
 def test_probes_and_beyond_paper_objectives(tmp_path, fixture_path):
@@ -312,6 +325,9 @@ def test_command_prints_one_error_line(tmp_path, content, message):
     lines = [line for line in result.stderr.splitlines() if line.strip() and "%|" not in line]
     assert result.returncode == 2 and lines[-1].startswith("error: ") and "barcodes.csv" in lines[-1]
     assert message in lines[-1] and "Traceback" not in result.stderr
+    assert "on_bad_sequence='skip'" not in lines[-1]  # train.py's flags, not the library's parameters
+    if "character" in message:
+        assert lines[-1].endswith("; fix the file or skip them with --on_bad_sequence skip")
 
 
 def test_register_frame_off_exports_a_tokenizer_that_reads_barcodes_from_their_first_base(tmp_path):
@@ -365,6 +381,7 @@ def test_recipe_config_is_what_train_py_builds_from_a_recipe():
     assert training.recipe_config().to_dict() == training.build_config(script.parse_args([])).to_dict()
 
 
+@pytest.mark.slow
 def test_importing_the_library_leaves_omp_wait_policy_alone(tmp_path):
     code = "import os, barcodemae.training; print(os.environ.get('OMP_WAIT_POLICY'))"
     environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
@@ -390,3 +407,15 @@ def test_scale_lr_eval_steps_and_max_train_minutes(tmp_path):
     assert stopped["step"] == 2  # the first log line (--logging_steps 2)
     assert json.loads((tmp_path / "stopped" / "training_args.json").read_text())["optimizer_steps"] == 2
     assert (tmp_path / "stopped" / "model.safetensors").is_file()
+
+
+def test_eval_steps_0_and_probe_steps_0_mean_only_at_the_start_and_the_end(tmp_path, fixture_path):
+    """0 is a schedule of its own (validation at the end only; probes before the first step and after the last), not
+    "unset": it does not fall back to --checkpointing_steps."""
+    run(tmp_path, "--splits", "val", "--per_device_train_batch_size", "8", "--max_steps", "4", "--checkpointing_steps",
+        "2", "--eval_steps", "0", "--probe_file", str(fixture_path), "--probe_steps", "0", "--probe_keys", "200",
+        "--probe_queries", "50", "--report_to", "none")  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "val_loss" in row] == [4]
+    assert [row["step"] for row in rows if "probe_genus_1nn_unseen" in row] == [0, 4]
+    assert (tmp_path / "out" / "checkpoints" / "step_2").is_dir()  # checkpoints keep their own schedule

@@ -61,6 +61,10 @@ class BarcodeMAEConfig(PretrainedConfig):
             rank relatives as an alignment would. Label-free; needs `identity_targets` in pretraining (train.py
             computes them and fills each batch with k-mer neighbours, so that the batch holds relatives).
         identity_temperature: temperature of the identity targets (identities are in [0, 1]).
+        distillation_teacher: where those targets come from: `"identity"` (alignment identity) or a non-learned
+            encoder spec of the toolkit (e.g. `"kmer:6+aa:3"`: the cosine similarities of 6-mer and amino-acid 3-mer
+            frequencies, which rank relatives of other species by their proteins). Read by train.py; recorded
+            here so that a checkpoint says how it was trained.
         identity_embedding_temperature: temperature of the cosine similarities.
     """
 
@@ -97,6 +101,7 @@ class BarcodeMAEConfig(PretrainedConfig):
         identity_distillation_weight: float = 0.0,
         identity_temperature: float = 0.01,
         identity_embedding_temperature: float = 0.05,
+        distillation_teacher: str = "identity",
         pad_token_id: int | None = None,
         **kwargs,
     ):
@@ -148,6 +153,7 @@ class BarcodeMAEConfig(PretrainedConfig):
         self.identity_distillation_weight = identity_distillation_weight
         self.identity_temperature = identity_temperature
         self.identity_embedding_temperature = identity_embedding_temperature
+        self.distillation_teacher = distillation_teacher
         # Vocabulary layout of the original BarcodeMAE / BarcodeBERT releases: [MASK]=0, [UNK]=1, k-mers, [PAD].
         self.mask_token_id = 0
         self.unk_token_id = 1
