@@ -15,7 +15,7 @@ import torch
 
 from barcodemae.alignment import identities
 from barcodemae.encoders import kmer_embeddings, non_learned_encoder
-from barcodemae.neighbours import nearest_neighbours
+from barcodemae.neighbours import nearest_neighbours, unit_rows
 
 
 def kmer_neighbour_table(sequences: Sequence[str], k: int = 6, neighbours: int = 32) -> np.ndarray:
@@ -74,7 +74,7 @@ def identity_matrix(sequences: Sequence[str]) -> torch.Tensor:
 
 def cosine_matrix(sequences: Sequence[str], encoder) -> torch.Tensor:
     """(N, N) float32 cosine similarities between the sequences' embeddings by `encoder` (1 on the diagonal)."""
-    vectors = torch.nn.functional.normalize(torch.from_numpy(encoder.embed(sequences)).float(), dim=-1)
+    vectors = unit_rows(encoder.embed(sequences))
     return vectors @ vectors.T
 
 
